@@ -1,0 +1,513 @@
+"""Typed, frozen run configuration loaded from a YAML input deck.
+
+Every key of every section is a field of a frozen dataclass below; docs/inputs.md lists
+them with types, defaults and meaning. :func:`load_config` collects *all* problems of a
+deck (unknown keys with a did-you-mean, wrong types, values out of range, inconsistent
+combinations) and raises one :class:`~hpc_rg.errors.ConfigError` holding one line per
+problem, each naming the file, the key, the value given and what is accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+from .errors import ConfigError
+
+MODELS = ("ising", "edwards_anderson", "phi4")
+ALGORITHMS = {
+    "ising": ("metropolis", "heatbath", "wolff", "swendsen_wang"),
+    "edwards_anderson": ("metropolis", "heatbath"),
+    "phi4": ("metropolis", "hmc", "langevin", "wolff"),
+}
+CLUSTER_ALGORITHMS = ("wolff", "swendsen_wang")
+STAGES = ("sample", "train", "upscale", "analyze")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """``run:`` section: naming, output location, seed and device."""
+
+    name: str = "hpc_rg"
+    output: str = ""  #: output directory; default ``runs/<name>`` (relative to the working dir)
+    seed: int = 12345
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    progress_seconds: float = 10.0  #: minimum wall time between rank-0 progress lines
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """``model:`` section. Which keys are accepted depends on ``name`` (see MODEL_KEYS)."""
+
+    name: Literal["ising", "edwards_anderson", "phi4"] = "ising"
+    dims: int = 2
+    # ising: H = -J sum_<ij> s_i s_j - h sum_i s_i
+    J: float = 1.0
+    h: float = 0.0
+    # edwards_anderson: H = -sum_<ij> J_ij s_i s_j, J_ij = +-1 or N(0, 1)
+    disorder: Literal["pm1", "gaussian"] = "gaussian"
+    disorder_samples: int = 1
+    replicas: int = 2
+    # phi4: parametrization 'bauer' scans kappa at fixed lam;
+    #       parametrization 'bachtis' scans mu2 at fixed kappa, lam (see docs/inputs.md)
+    parametrization: Literal["bauer", "bachtis"] = "bauer"
+    kappa: float = 1.0
+    lam: float = 0.02
+
+
+MODEL_KEYS = {
+    "ising": ("name", "dims", "J", "h"),
+    "edwards_anderson": ("name", "dims", "disorder", "disorder_samples", "replicas"),
+    "phi4": ("name", "dims", "parametrization", "kappa", "lam"),
+}
+
+
+@dataclass(frozen=True)
+class RangeSpec:
+    """A grid ``{min, max, count, spacing}``; geometric spacing is common for PT ladders."""
+
+    min: float = 1.0
+    max: float = 2.0
+    count: int = 2
+    spacing: Literal["linear", "geometric"] = "linear"
+
+    def values(self) -> tuple[float, ...]:
+        if self.count == 1:
+            return (float(self.min),)
+        if self.spacing == "geometric":
+            r = (self.max / self.min) ** (1.0 / (self.count - 1))
+            return tuple(float(self.min * r**i) for i in range(self.count))
+        step = (self.max - self.min) / (self.count - 1)
+        return tuple(float(self.min + step * i) for i in range(self.count))
+
+
+@dataclass(frozen=True)
+class TemperingConfig:
+    """``sample.tempering:`` replica exchange between neighbouring temperatures."""
+
+    enabled: bool = False
+    every: int = 10  #: sweeps between exchange attempts
+    warn_below: float = 0.1  #: warn when a pair's acceptance is below this
+
+
+@dataclass(frozen=True)
+class HmcConfig:
+    """``sample.hmc:`` leapfrog HMC for phi4."""
+
+    step_size: float = 0.1
+    steps: int = 10
+
+
+@dataclass(frozen=True)
+class LangevinConfig:
+    """``sample.langevin:`` Langevin (Euler-Maruyama; MALA accept/reject when metropolized)."""
+
+    step_size: float = 0.01
+    metropolized: bool = True
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """``sample:`` Monte Carlo stage."""
+
+    L: int = 16
+    temperatures: tuple[float, ...] = ()  #: list, or {min, max, count, spacing}; spin models
+    couplings: tuple[float, ...] = ()  #: phi4 only: kappa (bauer) or mu2 (bachtis) grid
+    algorithm: str = "metropolis"
+    tempering: TemperingConfig = field(default_factory=TemperingConfig)
+    ranks_per_replica: int = 1  #: slab domain decomposition along the first lattice axis
+    chains: int = 1  #: independent Markov chains per temperature (clean models)
+    thermalize: int = 1000  #: sweeps before the first kept configuration
+    samples: int = 1000  #: configurations kept per chain
+    thin: int = 10  #: sweeps between kept configurations
+    chunk: int = 100  #: kept configurations per write / checkpoint
+    metropolis_width: float = 1.0  #: phi4 Metropolis proposal half-width
+    hmc: HmcConfig = field(default_factory=HmcConfig)
+    langevin: LangevinConfig = field(default_factory=LangevinConfig)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``train:`` stage; keys are added by the super-resolution issues."""
+
+
+@dataclass(frozen=True)
+class UpscaleConfig:
+    """``upscale:`` stage; keys are added by the super-resolution issues."""
+
+
+@dataclass(frozen=True)
+class AnalyzeConfig:
+    """``analyze:`` stage; keys are added by the post-processing issue."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated input deck. ``source`` is the file it came from."""
+
+    run: RunConfig = field(default_factory=RunConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    upscale: UpscaleConfig = field(default_factory=UpscaleConfig)
+    analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
+    source: str = "<memory>"
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.run.output or f"runs/{self.run.name}")
+
+    @property
+    def parameter_grid(self) -> tuple[float, ...]:
+        """Temperatures (spin models) or scanned couplings (phi4), in order."""
+        return self.sample.couplings if self.model.name == "phi4" else self.sample.temperatures
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("source")
+        return d
+
+    def to_yaml(self) -> str:
+        """The resolved config (defaults filled in, ranges expanded) as YAML."""
+        return yaml.safe_dump(_plain(self.to_dict()), sort_keys=False)
+
+
+SECTIONS = {"run": RunConfig, "model": ModelConfig, "sample": SampleConfig,
+            "train": TrainConfig, "upscale": UpscaleConfig, "analyze": AnalyzeConfig}
+
+
+# ----------------------------------------------------------------------------- loading
+def load_config(path, overrides=(), world_size: int | None = None) -> Config:
+    """Read, override and validate a YAML deck.
+
+    Parameters
+    ----------
+    path : str or Path
+        The input deck.
+    overrides : sequence of str
+        ``section.key=value`` (value parsed as YAML), applied before validation.
+    world_size : int, optional
+        Number of MPI ranks; enables the checks that depend on it.
+
+    Raises
+    ------
+    ConfigError
+        With one line per problem.
+    """
+    path = Path(path)
+    where = str(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: no such input file") from None
+    except OSError as e:
+        raise ConfigError(f"{where}: cannot read input file ({e.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{where}: not valid YAML{at}: {problem}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: the top level must be a mapping of sections "
+                          f"({', '.join(SECTIONS)}), got {type(raw).__name__}")
+    problems: list[str] = []
+    for item in overrides:
+        _apply_override(raw, item, where, problems)
+    cfg = _build_config(raw, where, problems)
+    if cfg is not None:
+        validate(cfg, problems, world_size)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def config_from_dict(raw: dict, where="<memory>", world_size=None) -> Config:
+    """Build and validate a Config from a plain dict (tests, notebooks)."""
+    problems: list[str] = []
+    cfg = _build_config(dict(raw), where, problems)
+    if cfg is not None:
+        validate(cfg, problems, world_size)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def _apply_override(raw: dict, item: str, where: str, problems: list[str]) -> None:
+    if "=" not in item or "." not in item.split("=", 1)[0]:
+        problems.append(f"--set {item!r}: expected section.key=value, e.g. sample.L=32")
+        return
+    dotted, value = item.split("=", 1)
+    keys = dotted.strip().split(".")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    node = raw
+    for k in keys[:-1]:
+        child = node.get(k)
+        if child is None:
+            child = node[k] = {}
+        if not isinstance(child, dict):
+            problems.append(f"--set {item!r}: {k} is not a section")
+            return
+        node = child
+    node[keys[-1]] = parsed
+
+
+def _build_config(raw: dict, where: str, problems: list[str]) -> Config | None:
+    sections = {}
+    for name, value in raw.items():
+        if name not in SECTIONS:
+            problems.append(f"{where}: unknown section {name!r}{_did_you_mean(name, SECTIONS)}; "
+                            f"accepted sections: {', '.join(SECTIONS)}")
+            continue
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            problems.append(f"{where}: section {name} must be a mapping of keys, "
+                            f"got {_show(value)}")
+            continue
+        allowed = None
+        if name == "model":
+            mname = value.get("name", ModelConfig.name)
+            allowed = MODEL_KEYS.get(mname)
+        built = _build(SECTIONS[name], value, f"{where}: {name}", problems, allowed)
+        if built is not None:
+            sections[name] = built
+    if problems:
+        return None
+    return Config(**sections, source=where)
+
+
+def _build(cls, data: dict, prefix: str, problems: list[str], allowed=None):
+    """Make dataclass ``cls`` from ``data``, appending a line to ``problems`` per defect."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = _hints(cls)
+    accepted = list(allowed if allowed is not None else fields)
+    kwargs = {}
+    ok = True
+    for key, value in data.items():
+        if key not in accepted:
+            extra = ""
+            if key in fields and allowed is not None:
+                extra = f" (not used by {cls.__name__.replace('Config', '').lower()} "\
+                        f"name={data.get('name', 'ising')})"
+            if not accepted:
+                extra = " (this stage takes no keys yet)"
+            problems.append(f"{prefix}.{key}: unknown key{extra}{_did_you_mean(key, accepted)}"
+                            + (f"; accepted keys: {', '.join(accepted)}" if accepted else ""))
+            ok = False
+            continue
+        converted = _convert(hints[key], value, f"{prefix}.{key}", problems)
+        if converted is _BAD:
+            ok = False
+        else:
+            kwargs[key] = converted
+    return cls(**kwargs) if ok else None
+
+
+_BAD = object()
+
+
+def _convert(tp, value, key: str, problems: list[str]):
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if tp is TemperingConfig and isinstance(value, bool):
+            return TemperingConfig(enabled=value)
+        if not isinstance(value, dict):
+            problems.append(f"{key}={_show(value)}: expected a mapping with keys "
+                            f"{', '.join(f.name for f in dataclasses.fields(tp))}")
+            return _BAD
+        built = _build(tp, value, key, problems)
+        return _BAD if built is None else built
+    if origin is Literal:
+        choices = get_args(tp)
+        if value not in choices:
+            problems.append(f"{key}={_show(value)}: accepted values are "
+                            f"{', '.join(map(str, choices))}{_did_you_mean(str(value), choices)}")
+            return _BAD
+        return value
+    if origin is tuple:  # a grid: list of numbers or {min, max, count, spacing}
+        if isinstance(value, dict):
+            spec = _build(RangeSpec, value, key, problems)
+            if spec is None:
+                return _BAD
+            if spec.count < 1 or not (spec.max >= spec.min):
+                problems.append(f"{key}={_show(value)}: need count >= 1 and max >= min")
+                return _BAD
+            if spec.spacing == "geometric" and spec.min <= 0:
+                problems.append(f"{key}={_show(value)}: geometric spacing needs min > 0")
+                return _BAD
+            return spec.values()
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, list) or not value or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            problems.append(f"{key}={_show(value)}: expected a non-empty list of numbers "
+                            f"or a mapping {{min, max, count, spacing: linear|geometric}}")
+            return _BAD
+        return tuple(float(v) for v in value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            problems.append(f"{key}={_show(value)}: expected true or false")
+            return _BAD
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            problems.append(f"{key}={_show(value)}: expected an integer")
+            return _BAD
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            problems.append(f"{key}={_show(value)}: expected a finite number")
+            return _BAD
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            problems.append(f"{key}={_show(value)}: expected a string")
+            return _BAD
+        return value
+    raise TypeError(f"unsupported config type {tp}")  # a bug in this module, not user input
+
+
+def _hints(cls) -> dict:
+    import typing
+    return typing.get_type_hints(cls)
+
+
+def _did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _show(value) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True).strip()
+    if text.endswith("\n..."):
+        text = text[:-4].strip()
+    if text.endswith("..."):
+        text = text[:-3].strip()
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _plain(obj):
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+# -------------------------------------------------------------------------- validation
+def work_units(cfg: Config) -> int:
+    """Independent Markov chains of the sample stage (what ranks are spread over).
+
+    Clean models: parameter points x chains. Edwards-Anderson: disorder samples x replicas
+    x temperatures. With parallel tempering a ladder of temperatures is one unit of the
+    chain count, but its temperatures may still be spread over ranks.
+    """
+    s, m = cfg.sample, cfg.model
+    n = len(cfg.parameter_grid)
+    if m.name == "edwards_anderson":
+        return m.disorder_samples * m.replicas * n
+    return s.chains * n
+
+
+def validate(cfg: Config, problems: list[str], world_size: int | None = None) -> None:
+    """Append one line per inconsistency of ``cfg`` to ``problems``."""
+    w = cfg.source
+    m, s, r = cfg.model, cfg.sample, cfg.run
+    if m.dims not in (1, 2, 3):
+        problems.append(f"{w}: model.dims={m.dims}: accepted values are 1, 2, 3")
+    if m.name == "edwards_anderson":
+        if m.dims not in (2, 3):
+            problems.append(f"{w}: model.dims={m.dims}: edwards_anderson needs dims 2 or 3")
+        if m.replicas < 2:
+            problems.append(f"{w}: model.replicas={m.replicas}: need at least 2 replicas "
+                            f"for overlaps")
+        if m.disorder_samples < 1:
+            problems.append(f"{w}: model.disorder_samples={m.disorder_samples}: need >= 1")
+    if m.name == "phi4":
+        if s.temperatures:
+            problems.append(f"{w}: sample.temperatures: phi4 takes a coupling grid instead; "
+                            f"use sample.couplings (kappa for parametrization bauer, "
+                            f"mu2 for bachtis)")
+        if not s.couplings:
+            problems.append(f"{w}: sample.couplings: missing; phi4 needs a list or "
+                            f"{{min, max, count}} of {'kappa' if m.parametrization == 'bauer' else 'mu2'}")
+        if m.lam < 0:
+            problems.append(f"{w}: model.lam={m.lam}: must be >= 0")
+    else:
+        if s.couplings:
+            problems.append(f"{w}: sample.couplings: only for model phi4; "
+                            f"{m.name} takes sample.temperatures")
+        if not s.temperatures:
+            problems.append(f"{w}: sample.temperatures: missing; give a list or "
+                            f"{{min, max, count, spacing}}")
+        elif min(s.temperatures) <= 0:
+            problems.append(f"{w}: sample.temperatures={list(s.temperatures)}: "
+                            f"temperatures must be > 0")
+    accepted = ALGORITHMS.get(m.name, ())
+    if s.algorithm not in accepted:
+        problems.append(f"{w}: sample.algorithm={s.algorithm}: accepted for {m.name} are "
+                        f"{', '.join(accepted)}{_did_you_mean(s.algorithm, accepted)}")
+    if s.L < 2 or s.L % 2:
+        problems.append(f"{w}: sample.L={s.L}: must be an even integer >= 2 "
+                        f"(checkerboard updates on a periodic lattice)")
+    if s.ranks_per_replica < 1:
+        problems.append(f"{w}: sample.ranks_per_replica={s.ranks_per_replica}: must be >= 1")
+    elif s.L >= 2 and s.L % s.ranks_per_replica:
+        problems.append(f"{w}: sample.L={s.L} is not divisible by "
+                        f"sample.ranks_per_replica={s.ranks_per_replica}")
+    elif s.L // s.ranks_per_replica < 2:
+        problems.append(f"{w}: sample.ranks_per_replica={s.ranks_per_replica}: slabs would be "
+                        f"thinner than 2 planes for L={s.L}; use at most {s.L // 2}")
+    if s.ranks_per_replica > 1 and s.algorithm in CLUSTER_ALGORITHMS:
+        problems.append(f"{w}: sample.algorithm={s.algorithm} cannot run with "
+                        f"sample.ranks_per_replica={s.ranks_per_replica}: cluster updates are "
+                        f"not domain-decomposed; use ranks_per_replica: 1 or a local algorithm")
+    if s.ranks_per_replica > 1 and m.name == "phi4" and s.algorithm in ("hmc", "langevin"):
+        problems.append(f"{w}: sample.algorithm={s.algorithm} cannot run with "
+                        f"sample.ranks_per_replica={s.ranks_per_replica}; use metropolis")
+    for key in ("thin", "samples", "chunk", "chains"):
+        if getattr(s, key) < 1:
+            problems.append(f"{w}: sample.{key}={getattr(s, key)}: must be >= 1")
+    if s.thermalize < 0:
+        problems.append(f"{w}: sample.thermalize={s.thermalize}: must be >= 0")
+    if s.tempering.enabled and len(cfg.parameter_grid) < 2:
+        problems.append(f"{w}: sample.tempering.enabled=true needs at least 2 temperatures")
+    if s.tempering.every < 1:
+        problems.append(f"{w}: sample.tempering.every={s.tempering.every}: must be >= 1")
+    if s.tempering.enabled and m.name == "phi4":
+        problems.append(f"{w}: sample.tempering: parallel tempering is for spin models "
+                        f"(temperatures); phi4 scans couplings")
+    if s.hmc.step_size <= 0 or s.hmc.steps < 1:
+        problems.append(f"{w}: sample.hmc={dataclasses.asdict(s.hmc)}: need step_size > 0, "
+                        f"steps >= 1")
+    if s.langevin.step_size <= 0:
+        problems.append(f"{w}: sample.langevin.step_size={s.langevin.step_size}: must be > 0")
+    if r.progress_seconds < 0:
+        problems.append(f"{w}: run.progress_seconds={r.progress_seconds}: must be >= 0")
+    if world_size is not None and s.ranks_per_replica >= 1:
+        if world_size % s.ranks_per_replica:
+            problems.append(f"{w}: sample.ranks_per_replica={s.ranks_per_replica} does not "
+                            f"divide the {world_size} MPI ranks of this job")
+        else:
+            groups = world_size // s.ranks_per_replica
+            units = work_units(cfg)
+            if groups > units:
+                problems.append(f"{w}: {world_size} MPI ranks make {groups} replica groups but "
+                                f"the sample stage has only {units} independent chains; use "
+                                f"at most {units * s.ranks_per_replica} ranks or more "
+                                f"chains/temperatures")

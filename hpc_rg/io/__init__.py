@@ -1,0 +1,1 @@
+"""HDF5 output: the schema (every name in one place), writers, provenance, atomic files."""

@@ -1,0 +1,55 @@
+"""The HDF5 output contract: every file, group, dataset and attribute name lives here.
+
+docs/hdf5-layout.md describes the same layout for users; bump SCHEMA_VERSION when it changes.
+"""
+
+SCHEMA_VERSION = 1
+
+# files in run.output
+SAMPLES_FILE = "samples.h5"
+UPSCALED_FILE = "upscaled.h5"
+ANALYSIS_FILE = "analysis.h5"
+CHECKPOINT_DIR = "checkpoints"
+PARTIAL_SUFFIX = ".partial"
+
+# root attributes (provenance)
+ATTR_VERSION = "hpc_rg_version"
+ATTR_SCHEMA = "schema_version"
+ATTR_CONFIG = "config_yaml"
+ATTR_CREATED = "created_utc"
+ATTR_RANKS = "mpi_ranks"
+ATTR_SEED = "seed"
+ATTR_GIT = "git_commit"
+ATTR_STAGE = "stage"
+ATTR_COMPLETE = "complete"  # True only after the stage finished (the file was renamed too)
+ATTR_WRITER = "writer"  # "mpio" or "vds"
+
+# per lattice size group /L16, /L32, ...
+def size_group(L: int) -> str:
+    return f"L{int(L)}"
+
+
+GROUP_ATTR_MODEL = "model"
+GROUP_ATTR_DIMS = "dims"
+GROUP_ATTR_L = "L"
+GROUP_ATTR_SOURCE = "source"
+SOURCES = ("monte_carlo", "superres", "superres_mh")
+GROUP_ATTR_CHUNKS_DONE = "chunks_done"  # kept-configuration chunks fully written
+
+# datasets in a size group
+CONFIGS = "configs"  # int8 +-1 spins or float32 fields
+ENERGY = "energy"  # per site
+MAGNETIZATION = "magnetization"  # per site (signed)
+OVERLAP = "overlap"  # EA: q per replica pair
+LINK_OVERLAP = "link_overlap"  # EA: q_l per replica pair
+PHI_MEAN = "phi_mean"  # phi4: spatial mean of phi per configuration
+PHI2_MEAN = "phi2_mean"  # phi4: spatial mean of phi^2
+ACTION = "action"  # phi4: total action
+TEMPERATURES = "temperatures"
+COUPLINGS = "couplings"
+DATASET_ATTR_AXES = "axes"  # names of the leading axes, comma separated
+
+# leading axes
+CLEAN_AXES = ("temperature", "sample")
+DISORDERED_AXES = ("disorder", "temperature", "sample", "replica")
+PAIR_AXES = ("disorder", "temperature", "sample", "pair")

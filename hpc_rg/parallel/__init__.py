@@ -1,0 +1,1 @@
+"""MPI plumbing: the communicator layout, work distribution, aborts. Physics lives elsewhere."""

@@ -1,0 +1,1 @@
+"""The stages (sample, train, upscale, analyze) and the driver that runs them."""

@@ -1,0 +1,56 @@
+"""The driver: decides which stages run, checks the output directory, owns the loop."""
+
+from __future__ import annotations
+
+import logging
+
+from ..config import STAGES
+from ..errors import ConfigError, StageNotBuiltError
+from ..io import schema
+
+log = logging.getLogger("hpc_rg")
+
+#: stage -> the file it writes in run.output
+STAGE_FILES = {"sample": schema.SAMPLES_FILE, "upscale": schema.UPSCALED_FILE,
+               "analyze": schema.ANALYSIS_FILE, "train": schema.CHECKPOINT_DIR + "/model.pt"}
+#: stages this version provides; the others print a clear message
+BUILT = ("sample",)
+
+
+def stages_for(request: str) -> tuple[str, ...]:
+    return STAGES if request == "all" else (request,)
+
+
+def check_output_state(cfg, stages, resume: bool) -> None:
+    """Refuse to overwrite a finished or unfinished run unless ``--resume`` (rank 0 only)."""
+    if resume:
+        return
+    out = cfg.output_dir
+    for stage in stages:
+        if stage not in BUILT:
+            continue
+        final = out / STAGE_FILES[stage]
+        partial = final.with_name(final.name + schema.PARTIAL_SUFFIX)
+        if final.exists():
+            raise ConfigError(f"{cfg.source}: run.output={out} holds a finished run "
+                              f"({final.name}); pass --resume to keep it, or choose another "
+                              f"run.output (--set run.output=...)")
+        if partial.exists():
+            raise ConfigError(f"{cfg.source}: run.output={out} holds an unfinished run "
+                              f"({partial.name}); pass --resume to continue it, or delete it")
+
+
+def run_pipeline(cfg, comms, stages, stop, resume: bool, device, explicit: bool) -> None:
+    """Run ``stages`` in order (collective)."""
+    from .sample import run_sample
+
+    runners = {"sample": run_sample}
+    for stage in stages:
+        if stage not in BUILT:
+            msg = (f"stage '{stage}' is not built in this version of hpc_rg yet "
+                   f"(available: {', '.join(BUILT)})")
+            if explicit:
+                raise StageNotBuiltError(msg)
+            log.info(f"[{stage}] skipped: {msg}")
+            continue
+        runners[stage](cfg, comms, stop, resume, device)

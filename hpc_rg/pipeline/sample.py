@@ -1,0 +1,201 @@
+"""The ``sample`` stage: Monte Carlo on every rank, written collectively to ``samples.h5``.
+
+Thermalize ``sample.thermalize`` sweeps, then keep ``sample.samples`` configurations per
+chain every ``sample.thin`` sweeps. Every ``sample.chunk`` kept configurations the ranks
+write their own slices (configurations are never gathered), flush, and checkpoint; a
+SIGTERM checkpoints the partial chunk too, so ``--resume`` continues bit-identically.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import StoppedBySignal
+from ..io import schema
+from ..io.checkpoint import RankCheckpoints
+from ..io.layout import SizeLayout
+from ..io.provenance import provenance
+from ..io.writer import open_output
+from .progress import Progress
+
+log = logging.getLogger("hpc_rg")
+
+
+@dataclass
+class ChunkBuffer:
+    """Kept measurements of the chunk in progress (this rank's chains and slab)."""
+
+    labels: list = field(default_factory=list)  # per kept sample: temp index (B,)
+    configs: list = field(default_factory=list)  # per kept sample: (B, *local_shape)
+    scalars: list = field(default_factory=list)  # per kept sample: {name: (B,)}
+    pairs: list = field(default_factory=list)  # per kept sample: {name: (D_local, T, P)}
+
+    def __len__(self):
+        return len(self.labels)
+
+    def append(self, ens) -> None:
+        self.labels.append(ens.temp_index.copy())
+        self.configs.append(ens.configs())
+        self.scalars.append(ens.measure())
+        self.pairs.append(ens.pair_observables()[1])
+
+
+def run_sample(cfg, comms, stop, resume: bool, device) -> None:
+    """Run the sample stage (collective over ``comms.world``)."""
+    from ..mc.ensemble import Ensemble  # torch-heavy; imported when the stage runs
+
+    layout = SizeLayout.from_config(cfg)
+    out = cfg.output_dir
+    final = out / schema.SAMPLES_FILE
+    if resume and final.exists():
+        log.info(f"[sample] {final} is complete; skipping (--resume)")
+        return
+    ckpts = RankCheckpoints(out / schema.CHECKPOINT_DIR, "sample", comms.world)
+    ens = Ensemble(cfg, comms, device)
+    state = ckpts.load_latest() if resume else None
+    partial_exists = comms.bcast_root(final.with_name(final.name + schema.PARTIAL_SUFFIX).exists())
+    if state is not None and partial_exists:
+        seq, saved = state
+        ens.load_state_dict(saved["ensemble"])
+        h5 = open_output(final, comms.world, "r+")
+        buf = saved["buffer"]
+        chunks_done = saved["chunks_done"]
+        log.info(f"[sample] resuming from checkpoint #{seq}: {ens.sweeps_done} sweeps done, "
+                 f"{chunks_done} chunks written")
+    else:
+        if resume:
+            log.info("[sample] nothing to resume; starting from scratch")
+        ckpts.clear()
+        seq, buf, chunks_done = -1, ChunkBuffer(), 0
+        h5 = open_output(final, comms.world, "w")
+        _create_layout(h5, cfg, comms, layout)
+    s = cfg.sample
+    g = schema.size_group(layout.L)
+    total = s.thermalize + s.samples * s.thin
+    progress = Progress("sample", total, "sweeps", cfg.run.progress_seconds,
+                        active=comms.is_root, start=ens.sweeps_done)
+    chunk_starts = list(range(0, s.samples, s.chunk))
+
+    def checkpoint():
+        nonlocal seq
+        seq += 1
+        ckpts.save(seq, {"ensemble": ens.state_dict(), "buffer": buf,
+                         "chunks_done": chunks_done, "layout": layout})
+
+    def stop_now():
+        if stop.requested(comms):
+            h5.flush()
+            checkpoint()
+            h5.close(complete=False)
+            raise StoppedBySignal(f"sample stage stopped by signal after {ens.sweeps_done} "
+                                  f"sweeps; checkpoint saved in {ckpts.root}; rerun with --resume")
+
+    # thermalization, in blocks so a stop signal is seen and the stage can be resumed
+    block = max(1, s.thin)
+    while ens.sweeps_done < s.thermalize:
+        n = min(block * 10, s.thermalize - ens.sweeps_done)
+        ens.sweep(n)
+        progress.update(ens.sweeps_done, "thermalizing")
+        stop_now()
+    # production: kept configuration k is taken after sweep thermalize + (k+1)*thin
+    while chunks_done < len(chunk_starts):
+        k0 = chunk_starts[chunks_done]
+        k1 = min(k0 + s.chunk, s.samples)
+        while len(buf) < k1 - k0:
+            ens.sweep(s.thin)
+            buf.append(ens)
+            progress.update(ens.sweeps_done)
+            stop_now()
+        _write_chunk(h5, g, layout, ens, comms, buf, k0)
+        h5.flush()
+        chunks_done += 1
+        h5.set_attrs(g, {schema.GROUP_ATTR_CHUNKS_DONE: chunks_done})
+        buf = ChunkBuffer()
+        checkpoint()
+    progress.update(ens.sweeps_done, force=True)
+    _finish_group(h5, g, ens, comms)
+    h5.close(complete=True)
+    ckpts.comm.Barrier()
+    ckpts.clear()
+    log.info(f"[sample] wrote {final}")
+
+
+def _create_layout(h5, cfg, comms, layout: SizeLayout) -> None:
+    root = provenance(cfg, comms.size, "sample", commit=None if comms.is_root else "")
+    root = comms.bcast_root(root)  # identical attribute values on every rank (collective)
+    h5.set_attrs("/", root)
+    g = schema.size_group(layout.L)
+    for name, (shape, dtype, chunks, axes) in layout.datasets().items():
+        h5.create_dataset(f"{g}/{name}", shape, dtype, chunks=chunks,
+                          attrs={schema.DATASET_ATTR_AXES: axes})
+    grid_name = schema.COUPLINGS if cfg.model.name == "phi4" else schema.TEMPERATURES
+    h5.create_dataset(f"{g}/{grid_name}", (layout.n_params,), np.float64)
+    if comms.is_root:
+        _put(h5, f"{g}/{grid_name}", (), np.asarray(cfg.parameter_grid, dtype=np.float64))
+    m, s = cfg.model, cfg.sample
+    attrs = {schema.GROUP_ATTR_MODEL: m.name, schema.GROUP_ATTR_DIMS: m.dims,
+             schema.GROUP_ATTR_L: layout.L, schema.GROUP_ATTR_SOURCE: "monte_carlo",
+             schema.GROUP_ATTR_CHUNKS_DONE: 0,
+             "algorithm": s.algorithm, "thermalize": s.thermalize, "thin": s.thin,
+             "samples_per_chain": s.samples, "chains": layout.chains,
+             "tempering": s.tempering.enabled, "ranks_per_replica": s.ranks_per_replica}
+    if m.name == "ising":
+        attrs.update(J=m.J, h=m.h)
+    elif m.name == "edwards_anderson":
+        attrs.update(disorder=m.disorder, disorder_samples=m.disorder_samples,
+                     replicas=m.replicas)
+    else:
+        attrs.update(parametrization=m.parametrization, kappa=m.kappa, lam=m.lam,
+                     scanned="kappa" if m.parametrization == "bauer" else "mu2")
+    h5.set_attrs(g, attrs)
+
+
+def _runs(labels: np.ndarray):
+    """Split a sequence of labels into runs (start, stop, label) of equal consecutive values."""
+    start = 0
+    for i in range(1, len(labels) + 1):
+        if i == len(labels) or labels[i] != labels[start]:
+            yield start, i, int(labels[start])
+            start = i
+
+
+def _write_chunk(h5, g: str, layout: SizeLayout, ens, comms, buf: ChunkBuffer, k0: int) -> None:
+    """Write the buffered chunk: each rank its chains' slab; scalars from slab rank 0."""
+    labels = np.stack(buf.labels)  # (K, B)
+    configs = np.stack(buf.configs)  # (K, B, *local)
+    lat = tuple(slice(x, x + n) for x, n in zip((ens.x0,) + (0,) * (layout.dims - 1),
+                                                  ens.local_shape))
+    write_scalars = comms.slab_rank == 0
+    scalars = {name: np.stack([m[name] for m in buf.scalars]) for name in layout.scalar_names()}
+    for b, chain in enumerate(ens.chain_ids):
+        for a, z, t in _runs(labels[:, b]):
+            sel = layout.chain_slot(int(chain), t, k0 + a, k0 + z)
+            _put(h5, f"{g}/{schema.CONFIGS}", sel + lat, configs[a:z, b])
+            if write_scalars:
+                for name, values in scalars.items():
+                    _put(h5, f"{g}/{name}", sel, values[a:z, b])
+    if layout.disordered and write_scalars:
+        d_idx = ens.pair_observables()[0]
+        for name in layout.pair_names():
+            values = np.stack([p[name] for p in buf.pairs])  # (K, D_local, T, P)
+            for i, d in enumerate(d_idx):
+                sel = (int(d), slice(None), slice(k0, k0 + len(buf)), slice(None))
+                _put(h5, f"{g}/{name}", sel, np.moveaxis(values[:, i], 0, 1))
+
+
+def _put(h5, name, sel, data):
+    h5.own(name, sel)
+    h5.write(name, sel, data)
+
+
+def _finish_group(h5, g: str, ens, comms) -> None:
+    """Collective: diagnostics of the finished run as group attributes."""
+    stats = ens.tempering_stats() or {}
+    attrs = {}
+    for key, value in stats.items():
+        attrs[f"tempering_{key}"] = np.asarray(value)
+    attrs["sweeps"] = int(ens.sweeps_done)
+    h5.set_attrs(g, comms.bcast_root(attrs))

@@ -1,0 +1,148 @@
+"""Every config error message: one line each, naming file, key, value and what is accepted."""
+
+import pytest
+
+from hpc_rg.config import load_config
+from hpc_rg.errors import ConfigError
+
+GOOD = """
+run: {name: t, output: OUT, seed: 1}
+model: {name: ising, dims: 2}
+sample: {L: 8, temperatures: [2.0, 3.0], thermalize: 10, samples: 10, thin: 1}
+"""
+
+
+def problems(write_yaml, text, **kw):
+    path = write_yaml(text)
+    with pytest.raises(ConfigError) as e:
+        load_config(path, **kw)
+    for line in e.value.problems:
+        assert str(path) in line or line.startswith("--set"), line
+        assert "\n" not in line
+    return e.value.problems
+
+
+def test_good_config_loads_and_resolves(write_yaml):
+    cfg = load_config(write_yaml(GOOD))
+    assert cfg.sample.temperatures == (2.0, 3.0)
+    assert cfg.model.J == 1.0 and cfg.sample.algorithm == "metropolis"
+    with pytest.raises(Exception):
+        cfg.sample.L = 4  # frozen
+    assert "temperatures:\n  - 2.0" in cfg.to_yaml()
+
+
+def test_range_temperatures(write_yaml):
+    cfg = load_config(write_yaml(GOOD.replace("[2.0, 3.0]", "{min: 1, max: 4, count: 3, spacing: geometric}")))
+    assert cfg.sample.temperatures == pytest.approx((1.0, 2.0, 4.0))
+    cfg = load_config(write_yaml(GOOD.replace("[2.0, 3.0]", "{min: 1, max: 2, count: 3}")))
+    assert cfg.sample.temperatures == pytest.approx((1.0, 1.5, 2.0))
+
+
+def test_unknown_key_did_you_mean(write_yaml):
+    (p,) = problems(write_yaml, GOOD.replace("thin: 1", "thinn: 1"))
+    assert "sample.thinn: unknown key" in p and "did you mean 'thin'" in p and "accepted keys" in p
+
+
+def test_unknown_section(write_yaml):
+    (p,) = problems(write_yaml, GOOD + "sampel: {}\n")
+    assert "unknown section 'sampel'" in p and "did you mean 'sample'" in p
+
+
+def test_wrong_types_all_reported(write_yaml):
+    ps = problems(write_yaml, GOOD.replace("L: 8", "L: eight").replace("seed: 1", "seed: 1.5"))
+    assert len(ps) == 2
+    assert any("sample.L=eight: expected an integer" in p for p in ps)
+    assert any("run.seed=1.5: expected an integer" in p for p in ps)
+
+
+def test_bad_choice(write_yaml):
+    (p,) = problems(write_yaml, GOOD.replace("name: ising", "name: isin"))
+    assert "model.name=isin: accepted values are ising, edwards_anderson, phi4" in p
+    assert "did you mean 'ising'" in p
+
+
+def test_model_keys_depend_on_model(write_yaml):
+    (p,) = problems(write_yaml, GOOD.replace("dims: 2}", "dims: 2, replicas: 4}"))
+    assert "model.replicas: unknown key (not used by model name=ising)" in p
+
+
+def test_algorithm_per_model(write_yaml):
+    (p,) = problems(write_yaml, GOOD.replace("thin: 1", "thin: 1, algorithm: hmc"))
+    assert "sample.algorithm=hmc: accepted for ising are metropolis, heatbath, wolff, swendsen_wang" in p
+
+
+def test_L_divisible_by_ranks_per_replica(write_yaml):
+    (p,) = problems(write_yaml, GOOD.replace("L: 8", "L: 30").replace("thin: 1", "thin: 1, ranks_per_replica: 4"))
+    assert "sample.L=30 is not divisible by sample.ranks_per_replica=4" in p
+
+
+def test_odd_L(write_yaml):
+    (p,) = problems(write_yaml, GOOD.replace("L: 8", "L: 7"))
+    assert "sample.L=7: must be an even integer" in p
+
+
+def test_cluster_with_decomposition(write_yaml):
+    (p,) = problems(write_yaml, GOOD.replace("thin: 1", "thin: 1, algorithm: wolff, ranks_per_replica: 2"))
+    assert "cannot run with sample.ranks_per_replica=2" in p
+
+
+def test_more_ranks_than_work(write_yaml):
+    (p,) = problems(write_yaml, GOOD, world_size=4)
+    assert "4 MPI ranks make 4 replica groups but the sample stage has only 2 independent chains" in p
+
+
+def test_ranks_not_multiple_of_slab(write_yaml):
+    (p,) = problems(write_yaml, GOOD.replace("thin: 1", "thin: 1, ranks_per_replica: 2"), world_size=3)
+    assert "ranks_per_replica=2 does not divide the 3 MPI ranks" in p
+
+
+def test_phi4_needs_couplings(write_yaml):
+    text = GOOD.replace("model: {name: ising, dims: 2}", "model: {name: phi4, dims: 2, lam: 0.02}")
+    ps = problems(write_yaml, text)
+    assert any("sample.temperatures: phi4 takes a coupling grid instead" in p for p in ps)
+    assert any("sample.couplings: missing" in p for p in ps)
+
+
+def test_tempering_needs_two_temperatures(write_yaml):
+    (p,) = problems(write_yaml, GOOD.replace("[2.0, 3.0]", "[2.0]").replace("thin: 1", "thin: 1, tempering: true"))
+    assert "tempering.enabled=true needs at least 2 temperatures" in p
+
+
+def test_negative_temperature(write_yaml):
+    (p,) = problems(write_yaml, GOOD.replace("[2.0, 3.0]", "[-1.0, 3.0]"))
+    assert "temperatures must be > 0" in p
+
+
+def test_invalid_yaml(write_yaml):
+    (p,) = problems(write_yaml, "run: {name: [\n")
+    assert "not valid YAML" in p
+
+
+def test_top_level_not_mapping(write_yaml):
+    (p,) = problems(write_yaml, "- 1\n- 2\n")
+    assert "top level must be a mapping" in p
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        load_config(tmp_path / "nope.yaml")
+    assert "no such input file" in str(e.value)
+
+
+def test_overrides(write_yaml):
+    cfg = load_config(write_yaml(GOOD), overrides=["sample.L=16", "sample.tempering.every=3",
+                                                   "run.device=cpu"])
+    assert cfg.sample.L == 16 and cfg.sample.tempering.every == 3 and cfg.run.device == "cpu"
+    (p,) = problems(write_yaml, GOOD, overrides=["sampleL=16"])
+    assert "expected section.key=value" in p
+
+
+def test_stage_sections_take_no_keys_yet(write_yaml):
+    (p,) = problems(write_yaml, GOOD + "train: {epochs: 3}\n")
+    assert "train.epochs: unknown key (this stage takes no keys yet)" in p
+
+
+def test_every_shipped_input_is_valid():
+    from pathlib import Path
+    for deck in sorted((Path(__file__).parent.parent / "inputs").glob("*.yaml")):
+        load_config(deck)
