@@ -50,3 +50,10 @@ def write_yaml(tmp_path):
         p.write_text(text)
         return p
     return _write
+
+
+@pytest.fixture
+def shared_tmp(tmp_path):
+    """A directory that every MPI rank of the test sees (rank 0's tmp_path)."""
+    from mpi4py import MPI
+    return Path(MPI.COMM_WORLD.bcast(str(tmp_path), root=0))

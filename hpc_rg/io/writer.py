@@ -178,6 +178,7 @@ class VdsFile(OutputFile):
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 shutil.rmtree(self.rank_dir, ignore_errors=True)
                 self.rank_dir.mkdir()
+                h5py.File(self.partial, "w").close()  # the run-in-progress marker
             comm.Barrier()
             self.rank_path = self.rank_dir / f"rank{rank}.h5"
             self._h5 = h5py.File(self.rank_path, mode)
