@@ -124,7 +124,6 @@ def _rank_pids(mpirun_pid):
     return [int(p) for p in out.split()]
 
 
-@pytest.mark.parametrize("target", ["ranks", "mpirun"])
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     """The reference run for the kill/resume tests (2 ranks, no interruption)."""
@@ -139,6 +138,7 @@ def uninterrupted(tmp_path_factory):
 KILL_RUN = dict(therm=50, samples=300, chunk=10, algo="metropolis")
 
 
+@pytest.mark.parametrize("target", ["ranks", "mpirun"])
 def test_sigterm_then_resume_equals_uninterrupted(write_yaml, tmp_path, target, uninterrupted):
     out = tmp_path / "run"
     kw = dict(KILL_RUN)

@@ -32,12 +32,14 @@ PY="$VENV/bin/python"
 CONSTRAINTS="$VENV/constraints.txt"
 echo "$TORCH_SPEC" > "$CONSTRAINTS"
 export PIP_CONSTRAINT="$CONSTRAINTS" PIP_DISABLE_PIP_VERSION_CHECK=1
-pipq() { "$PY" -m pip install -q "$@"; }
-have() { "$PY" - "$@" <<'PYEOF' >/dev/null 2>&1
-import sys, importlib
-for m in sys.argv[1:]:
-    importlib.import_module(m)
+# quiet pip; drop the warnings this machine's pip.conf prints for absent local indexes
+pipq() { "$PY" -m pip install -q "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
+have() {  # are these modules installed? (found, not imported: fast; run outside the repo)
+  (cd / && "$PY" - "$@" <<'PYEOF' >/dev/null 2>&1
+import sys, importlib.util
+sys.exit(0 if all(importlib.util.find_spec(m) for m in sys.argv[1:]) else 1)
 PYEOF
+  )
 }
 
 have torch || { log "torch ($TORCH_SPEC)"; pipq "$TORCH_SPEC"; }
@@ -50,7 +52,7 @@ if ! "$PY" -c 'import h5py,sys; sys.exit(0 if h5py.get_config().mpi else 1)' >/d
   log "h5py against parallel HDF5 (~2.5 min)"
   "$PY" -m pip uninstall -y -q h5py >/dev/null 2>&1 || true
   CC=${MPICC:-mpicc} HDF5_MPI=ON HDF5_PKGCONFIG_NAME=${HDF5_PKGCONFIG_NAME:-hdf5-openmpi} \
-    "$PY" -m pip install -q --no-binary=h5py --no-build-isolation --no-cache-dir h5py
+    pipq --no-binary=h5py --no-build-isolation --no-cache-dir h5py
   "$PY" -c 'import h5py; assert h5py.get_config().mpi, "h5py built without MPI"'
 fi
 
@@ -58,14 +60,17 @@ fi
 if ! have deepspeed; then
   log "deepspeed with pre-built CPU ops (~2.5 min)"
   DS_BUILD_SHM_COMM=1 DS_BUILD_FUSED_ADAM=1 \
-    "$PY" -m pip install -q --no-build-isolation --no-cache-dir deepspeed
+    pipq --no-build-isolation --no-cache-dir deepspeed
 fi
 
 # 5. The package itself, editable.
-if ! "$PY" -c 'import hpc_rg' >/dev/null 2>&1; then
+if ! have hpc_rg || [ ! -x "$VENV/bin/hpc-rg" ]; then
   log "hpc_rg (editable)"
   pipq --no-build-isolation --no-deps -e "$ROOT"
 fi
-"$PY" -c 'import torch; assert torch.__version__.startswith("'"${TORCH_SPEC#torch==}"'".split("+")[0]) or "'"$TORCH_SPEC"'"=="torch", torch.__version__' \
-  || { echo "[install] torch was replaced by another version; remove $VENV and rerun" >&2; exit 1; }
-log "done: $VENV ($("$PY" -c 'import torch;print("torch",torch.__version__)'))"
+torch_version=$(cd / && "$PY" -c 'from importlib.metadata import version; print(version("torch"))')
+case "$TORCH_SPEC" in
+  torch==*) [ "${torch_version%%+*}" = "${TORCH_SPEC#torch==}" ] \
+    || { echo "[install] torch $torch_version installed, expected $TORCH_SPEC; remove $VENV and rerun" >&2; exit 1; } ;;
+esac
+log "done: $VENV (torch $torch_version)"
