@@ -121,6 +121,17 @@ def run_sample(cfg, comms, stop, resume: bool, device) -> None:
     ckpts.comm.Barrier()
     ckpts.clear()
     log.info(f"[sample] wrote {final}")
+    if comms.is_root:
+        _print_summary(final, g)
+
+
+def _print_summary(path, g: str) -> None:
+    import h5py
+
+    from ..analysis.summary import format_table, summary_rows
+    with h5py.File(path, "r") as f:
+        header, rows = summary_rows(f[g])
+    log.info(f"[sample] {g} (jackknife errors in parentheses):\n" + format_table(header, rows))
 
 
 def _create_layout(h5, cfg, comms, layout: SizeLayout) -> None:
