@@ -84,14 +84,12 @@ def _prepare(args, config_path, world):
 
 
 def _print_plan(cfg, stages, size) -> None:
-    from .config import work_units
     from .io.layout import SizeLayout
 
     lay = SizeLayout.from_config(cfg)
     s = cfg.sample
     n = lay.L ** lay.dims
-    chains = work_units(cfg) if cfg.model.name != "edwards_anderson" else \
-        cfg.model.disorder_samples * cfg.model.replicas * lay.n_params
+    chains = lay.disorder * lay.replicas * lay.n_params * lay.chains
     print(f"# hpc_rg {__version__} dry run: {cfg.source}, {size} MPI rank(s), "
           f"{size // s.ranks_per_replica} replica group(s) x {s.ranks_per_replica} slab rank(s)")
     print(f"# stages: {', '.join(stages)}; output: {cfg.output_dir}")

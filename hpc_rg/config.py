@@ -413,15 +413,13 @@ def _plain(obj):
 def work_units(cfg: Config) -> int:
     """Independent Markov chains of the sample stage (what ranks are spread over).
 
-    Clean models: parameter points x chains. Edwards-Anderson: disorder samples x replicas
-    x temperatures. With parallel tempering a ladder of temperatures is one unit of the
-    chain count, but its temperatures may still be spread over ranks.
+    Clean models: parameter points x chains (a tempering ladder may be spread over ranks).
+    Edwards-Anderson: disorder samples (a replica group holds every replica and
+    temperature of its samples, so overlaps stay local).
     """
-    s, m = cfg.sample, cfg.model
-    n = len(cfg.parameter_grid)
-    if m.name == "edwards_anderson":
-        return m.disorder_samples * m.replicas * n
-    return s.chains * n
+    if cfg.model.name == "edwards_anderson":
+        return cfg.model.disorder_samples
+    return cfg.sample.chains * len(cfg.parameter_grid)
 
 
 def validate(cfg: Config, problems: list[str], world_size: int | None = None) -> None:
@@ -477,6 +475,10 @@ def validate(cfg: Config, problems: list[str], world_size: int | None = None) ->
         problems.append(f"{w}: sample.algorithm={s.algorithm} cannot run with "
                         f"sample.ranks_per_replica={s.ranks_per_replica}: cluster updates are "
                         f"not domain-decomposed; use ranks_per_replica: 1 or a local algorithm")
+    if m.name == "ising" and s.algorithm in CLUSTER_ALGORITHMS and m.h != 0:
+        problems.append(f"{w}: sample.algorithm={s.algorithm} needs model.h=0 (got {m.h}): "
+                        f"cluster updates here are for the zero-field ferromagnet; use "
+                        f"metropolis or heatbath")
     if s.ranks_per_replica > 1 and m.name == "phi4" and s.algorithm in ("hmc", "langevin"):
         problems.append(f"{w}: sample.algorithm={s.algorithm} cannot run with "
                         f"sample.ranks_per_replica={s.ranks_per_replica}; use metropolis")
@@ -508,6 +510,8 @@ def validate(cfg: Config, problems: list[str], world_size: int | None = None) ->
             units = work_units(cfg)
             if groups > units:
                 problems.append(f"{w}: {world_size} MPI ranks make {groups} replica groups but "
-                                f"the sample stage has only {units} independent chains; use "
-                                f"at most {units * s.ranks_per_replica} ranks or more "
-                                f"chains/temperatures")
+                                f"the sample stage has only {units} "
+                                f"{'disorder samples' if m.name == 'edwards_anderson' else 'independent chains'}"
+                                f"; use at most {units * s.ranks_per_replica} ranks, more "
+                                f"{'model.disorder_samples' if m.name == 'edwards_anderson' else 'sample.chains or temperatures'}"
+                                f", or a larger sample.ranks_per_replica")

@@ -146,3 +146,15 @@ def test_every_shipped_input_is_valid():
     from pathlib import Path
     for deck in sorted((Path(__file__).parent.parent / "inputs").glob("*.yaml")):
         load_config(deck)
+
+
+def test_cluster_needs_zero_field(write_yaml):
+    (p,) = problems(write_yaml, GOOD.replace("dims: 2}", "dims: 2, h: 0.1}").replace("thin: 1", "thin: 1, algorithm: wolff"))
+    assert "sample.algorithm=wolff needs model.h=0" in p
+
+
+def test_ea_ranks_limited_by_disorder_samples(write_yaml):
+    text = GOOD.replace("model: {name: ising, dims: 2}", "model: {name: edwards_anderson, dims: 3, disorder_samples: 2}")
+    (p,) = problems(write_yaml, text, world_size=4)
+    assert "4 replica groups but the sample stage has only 2 disorder samples" in p
+    load_config(write_yaml(text.replace("thin: 1", "thin: 1, ranks_per_replica: 2")), world_size=4)
