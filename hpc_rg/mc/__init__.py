@@ -1,0 +1,1 @@
+"""Monte Carlo update rules and samplers."""

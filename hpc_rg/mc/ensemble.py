@@ -1,0 +1,516 @@
+"""The Markov chains of the sample stage held by one rank: updates, tempering, observables.
+
+Layout (see :class:`hpc_rg.parallel.comms.Comms`): the world is split into replica groups
+of S = ``sample.ranks_per_replica`` ranks. Every configuration of a group is split into S
+slabs along the first lattice axis; slab rank r owns planes ``[r*Lx, (r+1)*Lx)``,
+``Lx = L/S``. Chains are distributed over groups:
+
+* clean models (ising, phi4): chain id ``u = c*T + t0`` for chain c of ``sample.chains``
+  and initial parameter index t0 (T = number of temperatures/couplings); ladder id c;
+  group g holds ``block_range(chains*T, n_groups, g)``;
+* Edwards-Anderson: ``u = (d*R + r)*T + t0`` for disorder sample d and replica r;
+  ladder id ``d*R + r``; group g holds every chain of the disorder samples
+  ``block_range(D, n_groups, g)`` (so replica overlaps are local to the group).
+
+Reproducibility: checkerboard updates and the hot start draw from
+:class:`hpc_rg.rng.CounterRNG` keyed by the GLOBAL chain id and GLOBAL site, with counter
+``2*sweep + colour`` (phi^4: ``4*sweep + 2*colour + k``), so results are bit-identical
+for any number of slab ranks and groups. Cluster, HMC and Langevin updates use one
+``torch.Generator`` per chain (:func:`hpc_rg.rng.torch_generator` keyed by the chain
+id), also independent of the layout. Slab reductions gather per-plane partial sums and
+add them in global plane order, so energies (and tempering decisions) do not depend on
+the decomposition either.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from hpc_rg.errors import HpcRgError
+from hpc_rg.mc import checkerboard as cb
+from hpc_rg.mc.halo import exchange_halo
+from hpc_rg.mc.tempering import ParallelTempering, TemperingState
+from hpc_rg.models import edwards_anderson as ea
+from hpc_rg.models import ising, phi4
+from hpc_rg.models.lattice import global_site_ids, neighbour_sum
+from hpc_rg.parallel.distribute import block_range
+from hpc_rg.rng import CounterRNG, derive_seed, torch_generator
+
+__all__ = ["Ensemble"]
+
+log = logging.getLogger("hpc_rg")
+
+_GENERATOR_ALGORITHMS = ("wolff", "swendsen_wang", "hmc", "langevin")
+
+
+class Ensemble:
+    """The chains of the sample stage held by this rank (its slab of each configuration).
+
+    Parameters
+    ----------
+    cfg : hpc_rg.config.Config
+        Validated run configuration (sections ``run``, ``model``, ``sample``).
+    comms : hpc_rg.parallel.comms.Comms
+        World / slab / across communicators of this rank.
+    device : torch.device or str
+        Where the configurations live.
+
+    Attributes
+    ----------
+    chain_ids : int64 array, shape (B,)
+        Global chain ids of the local chains (ascending).
+    temp_index : int64 array, shape (B,)
+        Current temperature (coupling) index of each chain; changes under tempering.
+    d_indices : int64 array, shape (D_local,)
+        Edwards-Anderson: the disorder samples of this group (empty otherwise).
+    x0 : int
+        Global index of this slab's first plane along the first lattice axis.
+    local_shape : tuple of int
+        ``(Lx, L, ..., L)``, the lattice shape of this rank's slab.
+    sweeps_done : int
+        Sweeps done by every chain (global sweep counter; keys the random streams).
+
+    Notes
+    -----
+    One *sweep* is: a checkerboard sweep (both colours) for ``metropolis``/``heatbath``;
+    one cluster update per chain for ``wolff``/``swendsen_wang`` (for phi^4 ``wolff``, a
+    Metropolis checkerboard sweep followed by one embedded-Ising Wolff flip, since the
+    cluster move alone leaves |phi| unchanged); one trajectory for ``hmc``; one step for
+    ``langevin``. Parallel tempering (Hukushima & Nemoto 1996) attempts exchanges after
+    every ``tempering.every`` sweeps, alternating even and odd temperature pairs.
+
+    phi^4 is sampled in the Bauer normalisation ``S = sum (1-2 lam) phi^2 + lam phi^4 -
+    2 kappa sum phi_x phi_{x+mu}``; with ``parametrization: bachtis`` each grid point
+    ``mu2`` is converted by :func:`hpc_rg.models.phi4.bachtis_to_bauer`, and
+    :meth:`configs` / :meth:`measure` report the Bachtis field ``Phi = scale * phi``
+    (the action is the same number in both normalisations).
+    """
+
+    def __init__(self, cfg, comms, device="cpu"):
+        m, s = cfg.model, cfg.sample
+        self.cfg, self.comms = cfg, comms
+        self.device = torch.device(device)
+        self.model, self.algorithm = m.name, s.algorithm
+        self.dims, self.L = int(m.dims), int(s.L)
+        self.seed = int(cfg.run.seed)
+        self.grid = np.asarray(cfg.parameter_grid, dtype=np.float64)
+        T = self.T = len(self.grid)
+        self.slab = comms.slab
+        S = self.n_slabs = self.slab.Get_size()
+        if self.L % S or self.L // S < 2:
+            raise HpcRgError(f"sample.L={self.L} cannot be split into {S} slabs of at least "
+                             f"2 planes; choose ranks_per_replica dividing L/2")
+        Lx = self.L // S
+        self.x0 = self.slab.Get_rank() * Lx
+        self.local_shape = (Lx,) + (self.L,) * (self.dims - 1)
+        self.n_sites = self.L ** self.dims
+        if self.algorithm in ("wolff", "swendsen_wang", "hmc", "langevin") and S > 1:
+            raise HpcRgError(f"sample.algorithm={self.algorithm} is not domain-decomposed; "
+                             f"use sample.ranks_per_replica: 1")
+        if self.model == "ising" and self.algorithm in ("wolff", "swendsen_wang") and m.h != 0:
+            raise HpcRgError(f"sample.algorithm={self.algorithm} needs model.h=0 (got {m.h}); "
+                             f"use metropolis or heatbath with an external field")
+
+        # ---------------------------------------------------------- chain layout
+        if self.model == "edwards_anderson":
+            R = self.R = int(m.replicas)
+            drange = block_range(int(m.disorder_samples), comms.n_groups, comms.group)
+            self.d_indices = np.arange(drange.start, drange.stop, dtype=np.int64)
+            dr = (self.d_indices[:, None] * R + np.arange(R)[None, :]).reshape(-1)
+            ids = (dr[:, None] * T + np.arange(T)[None, :]).reshape(-1)
+            self.n_ladders = int(m.disorder_samples) * R
+        else:
+            self.R = 1
+            urange = block_range(int(s.chains) * T, comms.n_groups, comms.group)
+            self.d_indices = np.zeros(0, dtype=np.int64)
+            ids = np.arange(urange.start, urange.stop, dtype=np.int64)
+            self.n_ladders = int(s.chains)
+        self.chain_ids = ids.astype(np.int64)
+        self.temp_index = self.chain_ids % T
+        self.sweeps_done = 0
+        B = self.B = len(self.chain_ids)
+
+        # ---------------------------------------------------------- parameters
+        if self.model == "phi4":
+            if m.parametrization == "bachtis":
+                conv = [phi4.bachtis_to_bauer(m.kappa, mu2, m.lam, self.dims) for mu2 in self.grid]
+                self._kappa_t = np.array([c[0] for c in conv])
+                self._lam_t = np.array([c[1] for c in conv])
+                self._scale_t = np.array([c[2] for c in conv])
+            else:
+                self._kappa_t = self.grid.copy()
+                self._lam_t = np.full(T, float(m.lam))
+                self._scale_t = np.ones(T)
+            self.dtype = torch.float64 if self.algorithm in ("hmc", "langevin") else torch.float32
+        else:
+            self._beta_t = 1.0 / self.grid
+            self.dtype = torch.float32
+        self._refresh_params()
+
+        # ---------------------------------------------------------- randomness, start
+        dev = self.device
+        chain_t = torch.as_tensor(self.chain_ids, dtype=torch.int64)
+        site_ids = global_site_ids((self.L,) * self.dims, self.x0, self.x0 + Lx, device=dev)
+        u0 = CounterRNG(derive_seed(self.seed, "init"), chain_t, site_ids, dev).uniform(0)
+        if self.model == "phi4":
+            self.x = (2.0 * u0 - 1.0).to(self.dtype)
+        else:
+            self.x = torch.where(u0 < 0.5, -1.0, 1.0).to(self.dtype)
+        self._rng = CounterRNG(derive_seed(self.seed, "mc"), chain_t, site_ids, dev)
+        self._masks = cb.colour_masks(self.local_shape, self.x0, dev)
+        self._gens = None
+        if self.algorithm in _GENERATOR_ALGORITHMS:
+            self._gens = [torch_generator(self.seed, self.algorithm, int(u), device=dev)
+                          for u in self.chain_ids]
+        self._acc_sum = np.zeros(B)
+        self._acc_n = 0
+
+        # ---------------------------------------------------------- disorder
+        self._J = self._J_int = None
+        if self.model == "edwards_anderson":
+            Jd = [ea.couplings(self.L, self.dims, m.disorder, self.seed, int(d),
+                               dtype=torch.float32, device=dev) for d in self.d_indices]
+            shape = (self.dims,) + (self.L,) * self.dims
+            Jd = torch.stack(Jd) if Jd else torch.zeros((0,) + shape, device=dev)
+            local_d = torch.as_tensor(self.chain_ids // (T * self.R) - (
+                self.d_indices[0] if len(self.d_indices) else 0), device=dev)
+            J = Jd[local_d]  # (B, d, L, ..., L)
+            if S > 1:  # slab with one ghost plane on each side of the first lattice axis
+                rows = torch.arange(self.x0 - 1, self.x0 + Lx + 1, device=dev) % self.L
+                self._J = J.index_select(2, rows).contiguous()
+                self._J_int = self._J[:, :, 1:-1]
+            else:
+                self._J = self._J_int = J.contiguous()
+
+        # ---------------------------------------------------------- tempering
+        tcfg = s.tempering
+        self._pt = None
+        self._every = int(tcfg.every)
+        if tcfg.enabled:
+            state = TemperingState(self.n_ladders, 1.0 / self.grid, self.seed, tcfg.warn_below)
+            self._pt = ParallelTempering(state, self.chain_ids, comms.across,
+                                         emit_warnings=comms.is_root)
+
+    # ================================================================ parameters
+    def _refresh_params(self) -> None:
+        """Per-chain parameter tensors (B,) from the current temperature labels."""
+        ti = self.temp_index
+        if self.model == "phi4":
+            self._kappa = torch.as_tensor(self._kappa_t[ti], device=self.device)
+            self._lam = torch.as_tensor(self._lam_t[ti], device=self.device)
+            self._scale = self._scale_t[ti]
+        else:
+            self._beta = torch.as_tensor(self._beta_t[ti], dtype=torch.float32,
+                                         device=self.device)
+
+    # ================================================================ updates
+    def sweep(self, n: int = 1) -> None:
+        """Advance every local chain by ``n`` sweeps (collective over the world when slabs
+        or tempering are involved: every rank must call it with the same ``n``)."""
+        for _ in range(int(n)):
+            self._one_sweep(self.sweeps_done)
+            self.sweeps_done += 1
+            if self._pt is not None and self.sweeps_done % self._every == 0:
+                self._exchange(self.sweeps_done // self._every - 1)
+
+    def _one_sweep(self, k: int) -> None:
+        alg = self.algorithm
+        if self.model != "phi4":
+            if alg in cb.RULES:
+                self._checkerboard_spins(k)
+            else:
+                self._ising_cluster()
+        elif alg == "metropolis":
+            self._checkerboard_phi4(k)
+        elif alg == "wolff":
+            self._checkerboard_phi4(k)
+            self._phi4_wolff()
+        elif alg == "hmc":
+            self._phi4_hmc()
+        elif alg == "langevin":
+            self._phi4_langevin()
+        else:  # config validation prevents this
+            raise HpcRgError(f"sample.algorithm={alg} is not available for model {self.model}")
+
+    def _with_halo(self, x: torch.Tensor):
+        """(source, halo flag) for the models' neighbour functions."""
+        if self.n_slabs > 1:
+            return exchange_halo(x, self.slab), True
+        return x, False
+
+    def _field(self, x: torch.Tensor) -> torch.Tensor:
+        src, halo = self._with_halo(x)
+        if self.model == "edwards_anderson":
+            return ea.local_field(src, self._J, halo=halo)
+        m = self.cfg.model
+        return ising.local_field(src, J=m.J, h=m.h, halo=halo)
+
+    def _checkerboard_spins(self, k: int) -> None:
+        for colour in (0, 1):
+            field = self._field(self.x)
+            u = self._rng.uniform(cb.spin_counter(k, colour), dtype=torch.float32)
+            cb.update_colour(self.x, field, self._beta, u, self._masks[colour], self.algorithm)
+
+    def _checkerboard_phi4(self, k: int) -> None:
+        dt = torch.float64 if self.dtype == torch.float64 else torch.float32
+        width = self.cfg.sample.metropolis_width
+        acc = np.zeros(self.B)
+        for colour in (0, 1):
+            src, halo = self._with_halo(self.x)
+            nn = neighbour_sum(src, halo=halo)
+            u_prop = self._rng.uniform(cb.phi4_counter(k, colour, 0), dtype=dt)
+            u_acc = self._rng.uniform(cb.phi4_counter(k, colour, 1), dtype=dt)
+            a = cb.update_colour_phi4(self.x, nn, self._kappa, self._lam, width, u_prop, u_acc,
+                                      self._masks[colour])
+            acc += 0.5 * a.cpu().numpy()
+        self._count_acceptance(acc)
+
+    def _ising_cluster(self) -> None:
+        from hpc_rg.mc import cluster
+
+        J = self.cfg.model.J
+        for b, gen in enumerate(self._gens):
+            xb = self.x[b:b + 1]
+            beta = float(self._beta_t[self.temp_index[b]])
+            if self.algorithm == "wolff":
+                new, _ = cluster.wolff_update(xb, beta, gen, J=J)
+            else:
+                new = cluster.swendsen_wang_update(xb, beta, gen, J=J)
+            self.x[b] = new[0]
+
+    def _phi4_wolff(self) -> None:
+        from hpc_rg.mc import cluster
+
+        for b, gen in enumerate(self._gens):
+            new, _ = cluster.phi4_wolff_update(self.x[b:b + 1], float(self._kappa[b]), gen)
+            self.x[b] = new[0]
+
+    def _phi4_hmc(self) -> None:
+        from hpc_rg.mc.hmc import hmc_update
+
+        h = self.cfg.sample.hmc
+        acc = np.zeros(self.B)
+        for b, gen in enumerate(self._gens):
+            res = hmc_update(self.x[b:b + 1], float(self._kappa[b]), float(self._lam[b]),
+                             h.step_size, h.steps, gen)
+            self.x[b] = res.phi[0]
+            acc[b] = float(res.accepted[0])
+        self._count_acceptance(acc)
+
+    def _phi4_langevin(self) -> None:
+        from hpc_rg.mc.langevin import langevin_update
+
+        lc = self.cfg.sample.langevin
+        acc = np.zeros(self.B)
+        for b, gen in enumerate(self._gens):
+            res = langevin_update(self.x[b:b + 1], float(self._kappa[b]), float(self._lam[b]),
+                                  lc.step_size, gen, metropolize=lc.metropolized)
+            self.x[b] = res.phi[0]
+            acc[b] = float(res.accepted[0])
+        self._count_acceptance(acc)
+
+    def _count_acceptance(self, acc: np.ndarray) -> None:
+        self._acc_sum += acc
+        self._acc_n += 1
+
+    def update_acceptance(self) -> np.ndarray:
+        """Mean acceptance per local chain of the phi^4 Metropolis/HMC/Langevin updates so
+        far, shape (B,); NaN for spin models or before any update."""
+        if self._acc_n == 0:
+            return np.full(self.B, np.nan)
+        return self._acc_sum / self._acc_n
+
+    # ================================================================ tempering
+    def _exchange(self, exchange_index: int) -> None:
+        energy = self._slab_sum(self._densities(("energy",)))[0]
+        self.temp_index = self._pt.exchange(energy, exchange_index)
+        self._refresh_params()
+
+    def tempering_stats(self) -> dict:
+        """Replica-exchange statistics (identical on every rank); ``{}`` without tempering.
+
+        Returns
+        -------
+        dict
+            ``acceptance`` (T-1,) float, ``attempts`` and ``accepts`` (T-1,) int (summed
+            over ladders), ``round_trips`` (n_ladders,) int (lowest -> highest -> lowest
+            temperature journeys per ladder, summed over its members), ``exchanges`` int.
+        """
+        return {} if self._pt is None else self._pt.state.stats()
+
+    # ================================================================ observables
+    def _padded64(self) -> torch.Tensor:
+        """Configuration as float64 with one ghost plane each side of axis 1."""
+        return exchange_halo(self.x, self.slab if self.n_slabs > 1 else None).to(torch.float64)
+
+    def _bonds(self, p: torch.Tensor) -> list:
+        """Forward bond products ``x_x * x_{x+e_mu}`` for mu = 0..d-1, each (B, *local)."""
+        s = p[:, 1:-1]
+        out = [s * p[:, 2:]]
+        for mu in range(1, self.dims):
+            out.append(s * torch.roll(s, -1, mu + 1))
+        return out
+
+    def _densities(self, names) -> np.ndarray:
+        """Per-plane sums of per-site densities, shape (len(names), B, Lx), float64.
+
+        Names: ``energy`` (the Hamiltonian density; phi^4: the action density),
+        ``spin`` (x), ``spin2`` (x^2). Local (no collective except the halo exchange).
+        """
+        p = self._padded64()
+        s = p[:, 1:-1]
+        bonds = self._bonds(p) if "energy" in names else None
+        out = []
+        for name in names:
+            if name == "spin":
+                dens = s
+            elif name == "spin2":
+                dens = s * s
+            elif self.model == "ising":
+                m = self.cfg.model
+                dens = -m.J * sum(bonds[1:], bonds[0])
+                if m.h != 0:
+                    dens = dens - m.h * s
+            elif self.model == "edwards_anderson":
+                Jc = self._J_int.to(torch.float64)
+                dens = -Jc[:, 0] * bonds[0]
+                for mu in range(1, self.dims):
+                    dens = dens - Jc[:, mu] * bonds[mu]
+            else:
+                kap = self._kappa.to(torch.float64).reshape((-1,) + (1,) * self.dims)
+                lam = self._lam.to(torch.float64).reshape((-1,) + (1,) * self.dims)
+                s2 = s * s
+                dens = (1.0 - 2.0 * lam) * s2 + lam * s2 * s2 - 2.0 * kap * sum(bonds[1:], bonds[0])
+            out.append(_plane_sums(dens))
+        return torch.stack(out).cpu().numpy() if out else np.zeros((0, self.B, self.local_shape[0]))
+
+    def _slab_sum(self, planes: np.ndarray) -> np.ndarray:
+        """Collective over the slab: full-lattice totals from per-plane sums.
+
+        ``planes`` has shape (..., Lx); the planes of all slab ranks are gathered into
+        (..., L) in global order and summed along the last axis, so the result is
+        bit-identical for any number of slabs.
+        """
+        a = np.ascontiguousarray(planes, dtype=np.float64)
+        if self.n_slabs > 1:
+            buf = np.empty((self.n_slabs,) + a.shape)
+            self.slab.Allgather(a, buf)
+            a = np.ascontiguousarray(np.concatenate(list(buf), axis=-1))
+        return a.sum(axis=-1)
+
+    def measure(self) -> dict:
+        """Per-chain observables of the full lattice (collective over the slab).
+
+        Returns
+        -------
+        dict of str -> float64 array, shape (B,)
+            ``energy``: energy per site (units of J; phi^4: action per site);
+            ``magnetization``: sum of spins per site, signed (phi^4: ``phi_mean``).
+            phi^4 also: ``phi_mean`` = (1/N) sum phi, ``phi2_mean`` = (1/N) sum phi^2,
+            ``action`` = total action S (dimensionless).
+        """
+        N = float(self.n_sites)
+        if self.model == "phi4":
+            e, m1, m2 = self._slab_sum(self._densities(("energy", "spin", "spin2")))
+            pm = m1 / N * self._scale
+            return {"energy": e / N, "magnetization": pm, "phi_mean": pm,
+                    "phi2_mean": m2 / N * self._scale ** 2, "action": e}
+        e, m1 = self._slab_sum(self._densities(("energy", "spin")))
+        return {"energy": e / N, "magnetization": m1 / N}
+
+    def energies(self) -> np.ndarray:
+        """Total energy of each local chain (phi^4: total action), shape (B,), float64.
+        Collective over the slab."""
+        return self._slab_sum(self._densities(("energy",)))[0]
+
+    def pair_observables(self):
+        """Replica overlaps at every temperature (Edwards-Anderson; collective over the slab).
+
+        Returns
+        -------
+        d_indices : int64 array, shape (D_local,)
+            Disorder samples of this group.
+        values : dict of str -> float64 array, shape (D_local, T, P)
+            ``overlap`` ``q = (1/N) sum_x s^a_x s^b_x`` and ``link_overlap``
+            ``q_l = (1/(dN)) sum_x sum_mu s^a_x s^a_{x+mu} s^b_x s^b_{x+mu}`` of the chains
+            of replicas a < b (P = R(R-1)/2 pairs, lexicographic) currently at each
+            temperature. Empty dict for clean models.
+        """
+        if self.model != "edwards_anderson":
+            return self.d_indices.copy(), {}
+        R, T, Dl = self.R, self.T, len(self.d_indices)
+        pairs = [(a, b) for a in range(R) for b in range(a + 1, R)]
+        who = np.argsort(self.temp_index.reshape(Dl, R, T), axis=-1)  # member at temp t
+        idx = (np.arange(Dl)[:, None, None] * R + np.arange(R)[None, :, None]) * T + who
+        p = self._padded64()
+        s = p[:, 1:-1]
+        bonds = torch.stack(self._bonds(p), dim=1)  # (B, d, *local)
+        planes = []
+        for a, b in pairs:
+            ia = torch.as_tensor(idx[:, a, :].reshape(-1), device=s.device)
+            ib = torch.as_tensor(idx[:, b, :].reshape(-1), device=s.device)
+            q = _plane_sums(s[ia] * s[ib])
+            ql = _plane_sums((bonds[ia] * bonds[ib]).sum(dim=1))
+            planes.append(torch.stack([q, ql]))
+        Lx = self.local_shape[0]
+        arr = torch.stack(planes, dim=1).cpu().numpy() if planes else np.zeros((2, 0, 0, Lx))
+        tot = self._slab_sum(arr)  # (2, P, Dl*T)
+        N = float(self.n_sites)
+        q = np.moveaxis(tot[0].reshape(len(pairs), Dl, T), 0, -1) / N
+        ql = np.moveaxis(tot[1].reshape(len(pairs), Dl, T), 0, -1) / (N * self.dims)
+        return self.d_indices.copy(), {"overlap": q, "link_overlap": ql}
+
+    def configs(self) -> np.ndarray:
+        """This rank's slab of every local chain, shape (B, *local_shape).
+
+        int8 +-1 spins, or float32 fields (phi^4, in the deck's parametrisation).
+        """
+        if self.model == "phi4":
+            scale = torch.as_tensor(self._scale, dtype=self.x.dtype, device=self.x.device)
+            return (self.x * scale.reshape((-1,) + (1,) * self.dims)).to(torch.float32).cpu().numpy()
+        return self.x.to(torch.int8).cpu().numpy()
+
+    # ================================================================ state
+    def state_dict(self) -> dict:
+        """Everything needed to continue bit-identically (this rank's part)."""
+        return {
+            "chain_ids": self.chain_ids.copy(), "x0": self.x0,
+            "local_shape": tuple(self.local_shape), "config": self.x.detach().cpu().clone(),
+            "sweeps_done": int(self.sweeps_done), "temp_index": self.temp_index.copy(),
+            "tempering": None if self._pt is None else self._pt.state.state_dict(),
+            "generators": None if self._gens is None else [g.get_state() for g in self._gens],
+            "acceptance": (self._acc_sum.copy(), int(self._acc_n)),
+        }
+
+    def load_state_dict(self, d: dict) -> None:
+        """Restore :meth:`state_dict` output saved by a rank with the same layout."""
+        if not np.array_equal(np.asarray(d["chain_ids"]), self.chain_ids) or \
+                int(d["x0"]) != self.x0 or tuple(d["local_shape"]) != self.local_shape:
+            raise HpcRgError("the saved sampler state belongs to another rank layout (chains "
+                             "or slab differ); resume with the same number of ranks and "
+                             "sample.ranks_per_replica")
+        self.x = d["config"].to(device=self.device, dtype=self.dtype).clone()
+        self.sweeps_done = int(d["sweeps_done"])
+        self.temp_index = np.array(d["temp_index"], dtype=np.int64)
+        if self._pt is not None:
+            self._pt.state.load_state_dict(d["tempering"])
+        if self._gens is not None:
+            for g, st in zip(self._gens, d["generators"]):
+                g.set_state(st)
+        self._acc_sum, self._acc_n = np.array(d["acceptance"][0]), int(d["acceptance"][1])
+        self._refresh_params()
+
+
+def _plane_sums(x: torch.Tensor) -> torch.Tensor:
+    """Sum over all lattice axes but the first: (B, Lx, ...) -> (B, Lx), float64.
+
+    Reduces one trailing axis at a time so every plane is summed the same way whatever
+    the slab thickness.
+    """
+    x = x.to(torch.float64)
+    while x.dim() > 2:
+        x = x.sum(dim=-1)
+    return x
