@@ -119,14 +119,16 @@ class CounterRNG:
 
     Notes
     -----
-    The key ``k = H(seed, chain, site)`` (32 bits, full lowbias32 rounds over the 64-bit
-    seed, chain and site ids) is computed once. A call with counter ``c`` returns
-    ``lowbias32(k XOR lowbias32(c'))`` where ``c'`` mixes the 64-bit counter, i.e. two
-    multiply rounds per number; the top 24 (float32) or all 32 (float64) bits give the
-    uniform in ``[0, 1)``. Numbers for different chains, sites and counters are
-    statistically independent to the quality of lowbias32 (a counter-based generator in
-    the spirit of Salmon et al., SC'11, "Parallel random numbers: as easy as 1, 2, 3").
-    The key tensor costs 4 bytes per (chain, site).
+    A 64-bit key ``(k1, k2) = H(seed, chain, site)`` (two independent 32-bit halves, full
+    lowbias32 rounds over the 64-bit seed, chain and site ids) is computed once. A call
+    with counter ``c`` returns ``lowbias32(lowbias32(k1 XOR m(c)) XOR k2)``, where
+    ``m(c)`` mixes the 64-bit counter (a Python-side scalar, or a small tensor for
+    per-site counters), i.e. four multiply rounds per number; the top 24 (float32) or all
+    32 (float64) bits give the uniform in ``[0, 1)``. The second half of the key matters:
+    with a 32-bit key, birthday collisions (about ``(B N)^2 / 2^33`` pairs, ~100 for
+    16 x 256^2) would give pairs of sites identical streams for ever. A counter-based
+    generator in the spirit of Salmon et al., SC'11, "Parallel random numbers: as easy
+    as 1, 2, 3". The key costs 8 bytes per (chain, site).
     """
 
     def __init__(self, seed: int, chain_ids, site_ids, device=None):
@@ -139,20 +141,21 @@ class CounterRNG:
         self.local_shape = tuple(site_ids.shape)
         self.device = device
         s = self.seed & ((1 << 64) - 1)
-        k0 = mix32(mix32((s & _M32) ^ 0x9E3779B9) ^ (s >> 32))
-        # chain part: (B,) int32
-        c = torch.full(chain_ids.shape, _to_i32(k0), dtype=torch.int32, device=device)
-        c.bitwise_xor_(_lo32(chain_ids))
-        _mix32_(c)
-        c.bitwise_xor_(_hi32(chain_ids))
-        _mix32_(c)
-        # site part, then combine: (B, *local)
-        view = (-1,) + (1,) * site_ids.dim()
-        key = c.view(view) ^ _lo32(site_ids).unsqueeze(0)
-        _mix32_(key)
-        key.bitwise_xor_(_hi32(site_ids).unsqueeze(0))
-        _mix32_(key)
-        self.key = key.contiguous()
+        keys = []
+        for salt in (0x9E3779B9, 0x632BE5AB):  # two independent 32-bit halves of the key
+            k0 = mix32(mix32((s & _M32) ^ salt) ^ (s >> 32))
+            c = torch.full(chain_ids.shape, _to_i32(k0), dtype=torch.int32, device=device)
+            c.bitwise_xor_(_lo32(chain_ids))
+            _mix32_(c)
+            c.bitwise_xor_(_hi32(chain_ids))
+            _mix32_(c)  # chain part, (B,)
+            view = (-1,) + (1,) * site_ids.dim()
+            key = c.view(view) ^ _lo32(site_ids).unsqueeze(0)
+            _mix32_(key)
+            key.bitwise_xor_(_hi32(site_ids).unsqueeze(0))
+            _mix32_(key)
+            keys.append(key.contiguous())
+        self.key, self.key2 = keys
 
     @property
     def shape(self) -> tuple:
@@ -177,6 +180,8 @@ class CounterRNG:
             counter = int(counter) & ((1 << 64) - 1)
             cm = mix32(mix32((counter & _M32) ^ 0x85EBCA6B) ^ (counter >> 32) ^ 0x2545F491)
             x = torch.bitwise_xor(self.key, _to_i32(cm))
+        _mix32_(x)
+        x.bitwise_xor_(self.key2)
         return _mix32_(x)
 
     def uniform(self, counter, dtype=torch.float32) -> torch.Tensor:

@@ -10,7 +10,7 @@ import torch
 from hpc_rg.analysis import exact
 from hpc_rg.analysis.stats import jackknife
 from hpc_rg.mc.checkerboard import (CheckerboardSampler, colour_masks, phi4_counter, spin_counter, sweep,
-                                    sweep_phi4, update_colour, update_colour_phi4)
+                                    sweep_phi4, sweep_uniforms, update_colour, update_colour_phi4)
 from hpc_rg.models import edwards_anderson as ea
 from hpc_rg.models import ising, phi4
 from hpc_rg.models.lattice import checkerboard_mask, global_site_ids, neighbour_sum
@@ -190,6 +190,18 @@ def test_decomposed_phi4_bit_identical():
         sweep_phi4(ref, 0.22, 0.3, 1.2, rng, t)
     got = decomposed_sweeps(x0.clone(), 3, 4, seed, B, "phi4")
     assert torch.equal(got, ref)
+
+
+def test_sweep_uniforms_match_per_colour_draws():
+    shape = (6, 4)
+    for a, b in [(0, 6), (2, 4), (3, 6)]:
+        rng = CounterRNG(3, torch.arange(2), global_site_ids(shape, a, b))
+        masks = colour_masks((b - a,) + shape[1:], a)
+        for k in (None, 0, 1):
+            u = sweep_uniforms(rng, 7, origin=a, k=k)
+            for c in (0, 1):
+                ref = rng.uniform(spin_counter(7, c) if k is None else phi4_counter(7, c, k))
+                assert torch.equal(u[:, masks[c]], ref[:, masks[c]])
 
 
 def test_chains_are_independent_of_batch_composition():

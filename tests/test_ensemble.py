@@ -108,6 +108,25 @@ def test_phi4_observables(param):
         assert np.allclose(m["action"], ref, rtol=1e-5)
 
 
+def test_sweep_equals_single_domain_checkerboard_kernel():
+    """Without slabs the ensemble's sweep is the single-domain checkerboard.sweep with the
+    stream keyed by (derive_seed(seed, "mc"), global chain id, global site)."""
+    from functools import partial
+
+    from hpc_rg.mc.checkerboard import sweep
+    from hpc_rg.models.lattice import global_site_ids
+    from hpc_rg.rng import CounterRNG, derive_seed
+
+    e = self_ensemble(make_cfg(algorithm="heatbath", chains=2, model_extra={"h": 0.1}))
+    x = torch.as_tensor(e.configs()).float()
+    rng = CounterRNG(derive_seed(7, "mc"), torch.as_tensor(e.chain_ids), global_site_ids((8, 8)))
+    beta = torch.as_tensor(1.0 / np.asarray([2.0, 2.5])[e.temp_index], dtype=torch.float32)
+    for k in range(5):
+        sweep(x, partial(ising.local_field, J=1.0, h=0.1), beta, rng, k, "heatbath")
+    e.sweep(5)
+    assert np.array_equal(x.to(torch.int8).numpy(), e.configs())
+
+
 # =========================================================================== resume
 @pytest.mark.parametrize("case", [
     dict(model="ising", algorithm="metropolis", pt=True, chains=2, temps=(2.0, 2.3, 2.6)),
@@ -268,7 +287,7 @@ def test_tempering_ising2d_matches_kaufman(chains, sweeps):
     c, dc = specific_heat(x, beta, L * L, n_bins=n_bins)
     u_ex = np.array([ising2d_energy(L, t) for t in temps])
     c_ex = np.array([ising2d_specific_heat(L, t) for t in temps])
-    assert (du < 0.003).all() and (dc / c_ex < 0.015).all()  # errors small enough to mean something
+    assert (du < 0.005).all() and (dc / c_ex < 0.02).all()  # errors small enough to mean something
     assert (np.abs(u - u_ex) < 4 * du).all(), (u, du, u_ex)
     assert (np.abs(c - c_ex) < 4 * dc).all(), (c, dc, c_ex)
     st = e.tempering_stats()

@@ -9,9 +9,9 @@ Random numbers come from :class:`hpc_rg.rng.CounterRNG` with counter ``2*sweep +
 (``4*sweep + 2*colour + k``, ``k = 0, 1``, for phi^4 which needs two numbers per site), so a
 run decomposed into slabs, each drawing with its global site ids and computing colours
 from its global origin, is bit-identical to the undecomposed run. The single-domain sweeps
-draw once per sweep with the per-site counter ``2*sweep + parity(x)``, which gives every
-site exactly the number that ``uniform(2*sweep + colour)`` would give it (half the
-hashing work). Uniforms are float64 for float64 fields and float32 otherwise; a
+draw once per sweep with the per-site counter ``2*sweep + parity(x)``
+(:func:`sweep_uniforms`), which gives every site exactly the number that
+``uniform(2*sweep + colour)`` would give it (half the hashing work). Uniforms are float64 for float64 fields and float32 otherwise; a
 decomposed sampler must use the same dtype to stay bit-identical.
 
 Layers:
@@ -53,6 +53,7 @@ __all__ = [
     "CheckerboardSampler",
     "spin_counter",
     "phi4_counter",
+    "sweep_uniforms",
 ]
 
 RULES = ("metropolis", "heatbath")
@@ -71,6 +72,32 @@ def spin_counter(sweep_index: int, colour: int) -> int:
 def phi4_counter(sweep_index: int, colour: int, k: int) -> int:
     """RNG counter of a phi^4 half sweep: ``4*sweep + 2*colour + k`` (k=0 proposal, 1 accept)."""
     return 4 * int(sweep_index) + 2 * int(colour) + int(k)
+
+
+def sweep_uniforms(rng, sweep_index: int, origin=0, dtype=torch.float32, k=None) -> torch.Tensor:
+    """All uniforms one sweep needs, from a single hash draw (both colours at once).
+
+    Site ``x`` of colour ``c`` gets exactly ``rng.uniform(2*sweep + c)[x]`` (``k=None``,
+    spin models) or ``rng.uniform(4*sweep + 2*c + k)[x]`` (``k`` = 0 proposal, 1 accept,
+    phi^4), so the result can replace the two per-colour draws bit for bit.
+
+    Parameters
+    ----------
+    rng : CounterRNG
+        Its ``local_shape`` is the block's lattice shape; ``origin`` its global offset.
+    sweep_index : int
+    origin : int or tuple, global offset of the block (first lattice axis)
+    dtype : torch.float32 or torch.float64
+    k : None, 0 or 1
+
+    Returns
+    -------
+    Tensor, shape (B, *local_shape)
+    """
+    par = _parity(rng.local_shape, origin, rng.device)
+    if k is None:
+        return rng.uniform(spin_counter(sweep_index, 0) + par, dtype=dtype)
+    return rng.uniform(phi4_counter(sweep_index, 0, k) + 2 * par, dtype=dtype)
 
 
 def colour_masks(local_shape, origin=0, device="cpu"):
@@ -256,12 +283,11 @@ def sweep(spins: torch.Tensor, field_fn, beta, rng, sweep_index: int, rule: str 
     """
     _check_even(spins.shape[1:])
     masks = colour_masks(spins.shape[1:], origin, spins.device)
-    par = _parity(spins.shape[1:], origin, spins.device)
     u = None
     for colour in (0, 1):
         field = field_fn(spins)
         if u is None:  # one draw serves both colours: site x uses counter 2*sweep + colour(x)
-            u = rng.uniform(spin_counter(sweep_index, 0) + par, dtype=_u_dtype(field))
+            u = sweep_uniforms(rng, sweep_index, origin, dtype=_u_dtype(field))
         update_colour(spins, field, beta, u, masks[colour], rule)
     return spins
 
@@ -280,9 +306,8 @@ def sweep_phi4(phi: torch.Tensor, kappa, lam, width, rng, sweep_index: int, orig
     masks = colour_masks(phi.shape[1:], origin, phi.device)
     acc = torch.zeros(phi.shape[0], dtype=torch.float64, device=phi.device)
     dt = _u_dtype(phi)
-    par2 = 2 * _parity(phi.shape[1:], origin, phi.device)
-    u_prop = rng.uniform(phi4_counter(sweep_index, 0, 0) + par2, dtype=dt)
-    u_acc = rng.uniform(phi4_counter(sweep_index, 0, 1) + par2, dtype=dt)
+    u_prop = sweep_uniforms(rng, sweep_index, origin, dtype=dt, k=0)
+    u_acc = sweep_uniforms(rng, sweep_index, origin, dtype=dt, k=1)
     for colour in (0, 1):
         nn = neighbour_sum(phi)
         acc += 0.5 * update_colour_phi4(phi, nn, kappa, lam, width, u_prop, u_acc, masks[colour])

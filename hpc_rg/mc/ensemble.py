@@ -24,8 +24,6 @@ the decomposition either.
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import torch
 
@@ -40,8 +38,6 @@ from hpc_rg.parallel.distribute import block_range
 from hpc_rg.rng import CounterRNG, derive_seed, torch_generator
 
 __all__ = ["Ensemble"]
-
-log = logging.getLogger("hpc_rg")
 
 _GENERATOR_ALGORITHMS = ("wolff", "swendsen_wang", "hmc", "langevin")
 
@@ -249,20 +245,21 @@ class Ensemble:
         return ising.local_field(src, J=m.J, h=m.h, halo=halo)
 
     def _checkerboard_spins(self, k: int) -> None:
+        # one hash draw per sweep: site x gets uniform(2k + colour(x)), as per colour
+        u = cb.sweep_uniforms(self._rng, k, self.x0, dtype=torch.float32)
         for colour in (0, 1):
             field = self._field(self.x)
-            u = self._rng.uniform(cb.spin_counter(k, colour), dtype=torch.float32)
             cb.update_colour(self.x, field, self._beta, u, self._masks[colour], self.algorithm)
 
     def _checkerboard_phi4(self, k: int) -> None:
         dt = torch.float64 if self.dtype == torch.float64 else torch.float32
         width = self.cfg.sample.metropolis_width
         acc = np.zeros(self.B)
+        u_prop = cb.sweep_uniforms(self._rng, k, self.x0, dtype=dt, k=0)
+        u_acc = cb.sweep_uniforms(self._rng, k, self.x0, dtype=dt, k=1)
         for colour in (0, 1):
             src, halo = self._with_halo(self.x)
             nn = neighbour_sum(src, halo=halo)
-            u_prop = self._rng.uniform(cb.phi4_counter(k, colour, 0), dtype=dt)
-            u_acc = self._rng.uniform(cb.phi4_counter(k, colour, 1), dtype=dt)
             a = cb.update_colour_phi4(self.x, nn, self._kappa, self._lam, width, u_prop, u_acc,
                                       self._masks[colour])
             acc += 0.5 * a.cpu().numpy()

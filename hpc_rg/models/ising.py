@@ -52,12 +52,18 @@ def energy(spins: torch.Tensor, J=1.0, h=0.0) -> torch.Tensor:
     Tensor, shape (B,), float64
     """
     lattice_dims(spins)
-    J = J.to(spins.device, torch.float64) if torch.is_tensor(J) else float(J)
-    h = h.to(spins.device, torch.float64) if torch.is_tensor(h) else float(h)
+    J, h = _param64(J, spins), _param64(h, spins)
     e = -J * bond_sum(spins)
     if torch.is_tensor(h) or h != 0.0:
         e = e - h * magnetization(spins)
     return e
+
+
+def _param64(p, ref):
+    """float, or a float64 tensor on ``ref``'s device (for per-chain arrays)."""
+    if isinstance(p, (int, float)):
+        return float(p)
+    return torch.as_tensor(p).to(device=ref.device, dtype=torch.float64)
 
 
 def local_field(spins: torch.Tensor, J=1.0, h=0.0, halo: bool = False) -> torch.Tensor:
@@ -85,8 +91,8 @@ def local_field(spins: torch.Tensor, J=1.0, h=0.0, halo: bool = False) -> torch.
         f = neighbour_sum(spins, halo=halo).to(torch.float32)
     else:
         f = neighbour_sum(spins.to(torch.float32), halo=halo)
-    if torch.is_tensor(J) or J != 1.0:
+    if not isinstance(J, (int, float)) or J != 1.0:
         f = f * per_chain(J, f)
-    if torch.is_tensor(h) or h != 0.0:
+    if not isinstance(h, (int, float)) or h != 0.0:
         f = f + per_chain(h, f)
     return f

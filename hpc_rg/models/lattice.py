@@ -186,7 +186,7 @@ def per_chain(p, ref: torch.Tensor, lattice_ndim: int | None = None):
 
     Parameters
     ----------
-    p : float or Tensor of shape () or (B,)
+    p : float, or Tensor / array_like of shape () or (B,)
     ref : Tensor, shape (B, ...)
         Reference for device/dtype and for the number of trailing axes.
     lattice_ndim : int, optional
@@ -197,7 +197,9 @@ def per_chain(p, ref: torch.Tensor, lattice_ndim: int | None = None):
     float or Tensor of shape (B, 1, ..., 1) (dtype of ``ref`` if floating)
     """
     if not torch.is_tensor(p):
-        return float(p)
+        if isinstance(p, (int, float)):
+            return float(p)
+        p = torch.as_tensor(p)
     n = ref.dim() - 1 if lattice_ndim is None else lattice_ndim
     dtype = ref.dtype if ref.is_floating_point() else torch.float32
     p = p.to(device=ref.device, dtype=dtype)

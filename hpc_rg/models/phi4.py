@@ -44,7 +44,10 @@ def _axes(x):
 
 
 def _p64(p, ref):
-    return p.to(device=ref.device, dtype=torch.float64) if torch.is_tensor(p) else float(p)
+    """float, or a float64 tensor on ``ref``'s device (per-chain couplings)."""
+    if isinstance(p, (int, float)):
+        return float(p)
+    return torch.as_tensor(p).to(device=ref.device, dtype=torch.float64)
 
 
 def action(phi: torch.Tensor, kappa, lam) -> torch.Tensor:
