@@ -189,7 +189,7 @@ def _write_chunk(h5, g: str, layout: SizeLayout, ens, comms, buf: ChunkBuffer, k
                 for name, values in scalars.items():
                     _put(h5, f"{g}/{name}", sel, values[a:z, b])
     if layout.disordered and write_scalars:
-        d_idx = ens.pair_observables()[0]
+        d_idx = ens.d_indices  # not pair_observables(): that is collective over the slab
         for name in layout.pair_names():
             values = np.stack([p[name] for p in buf.pairs])  # (K, D_local, T, P)
             for i, d in enumerate(d_idx):
