@@ -193,3 +193,30 @@ def test_exception_on_one_rank_aborts_the_job(write_yaml, tmp_path):
     assert r.returncode != 0
     assert "[rank 1/2]" in r.stderr and "injected failure on one rank" in r.stderr
     assert time.time() - t0 < 100
+
+
+EA = """
+run: {{name: ea, output: {out}, seed: 5, progress_seconds: 5}}
+model: {{name: edwards_anderson, dims: 3, disorder: pm1, disorder_samples: 2, replicas: 2}}
+sample: {{L: 4, temperatures: [1.0, 1.5, 2.0], tempering: {{enabled: true, every: 1}},
+         ranks_per_replica: {rpr}, thermalize: 10, samples: 12, thin: 1, chunk: 5}}
+"""
+
+
+def test_spin_glass_slabs_and_tempering_same_on_one_and_two_ranks(write_yaml, tmp_path):
+    """EA with parallel tempering: 1 rank, 2 slab ranks, 2 groups all give the same file."""
+    files = []
+    for n, rpr in ((1, 1), (2, 2), (2, 1)):
+        out = tmp_path / f"n{n}r{rpr}"
+        r = run_hpc_rg([write_yaml(EA.format(out=out, rpr=rpr), f"ea{n}{rpr}.yaml")], nprocs=n)
+        assert r.returncode == 0, r.stdout + r.stderr
+        files.append(out / "samples.h5")
+    data, _ = datasets(files[0])
+    assert data["L4/configs"].shape == (2, 3, 12, 2, 4, 4, 4)
+    assert data["L4/overlap"].shape == (2, 3, 12, 1)
+    s = data["L4/configs"].astype(np.float64)
+    np.testing.assert_allclose(data["L4/overlap"][..., 0], (s[:, :, :, 0] * s[:, :, :, 1]).mean(axis=(3, 4, 5)))
+    with h5py.File(files[0]) as h:
+        assert h["L4"].attrs["tempering_acceptance"].shape == (2,)
+    for other in files[1:]:
+        assert_same_data(files[0], other)
