@@ -26,6 +26,6 @@ mark() { if [ -n "$SEL" ]; then echo "$1 and $SEL"; else echo "$1"; fi; }
 step "serial tests" $PY -m pytest -q --color=no -m "$(mark 'not mpi')" "$@"
 step "MPI tests, 2 ranks" mpirun -n 2 $PY -m pytest -q --color=no --with-mpi -m "$(mark mpi)" "$@"
 step "MPI tests, 4 ranks" mpirun -n 4 $PY -m pytest -q --color=no --with-mpi -m "$(mark mpi)" \
-  tests/test_comms.py tests/test_io.py
+  tests/test_comms.py tests/test_io.py tests/test_ensemble.py tests/test_halo.py
 if [ $status -eq 0 ]; then echo "ALL TEST STEPS PASSED"; else echo "SOME TEST STEPS FAILED"; fi
 exit $status
