@@ -107,6 +107,9 @@ def _run(cfg, stages, args, world, log) -> int:
     from .pipeline.driver import run_pipeline
     from .pipeline.signals import StopFlag
 
+    from .parallel.malloc import keep_heap_memory
+
+    keep_heap_memory()  # large lattice temporaries: reuse heap, no page faults per sweep
     stop = StopFlag().install()
     comms = None
     try:
