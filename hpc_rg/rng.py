@@ -11,15 +11,24 @@ Two tools:
   a slab of the lattice and passes its slab's *global* site indices draws exactly the
   numbers the undecomposed run would draw on those sites, so a domain-decomposed Monte
   Carlo run is bit-identical to the single-domain run.
+
+:func:`chain_rand`, :func:`chain_randn` and :func:`chain_randint` let batched update
+rules take either one ``torch.Generator`` for the whole batch or one generator per chain
+(so a chain's stream does not depend on which chains share its batch).
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import Sequence, Union
 
 import torch
 
-__all__ = ["derive_seed", "torch_generator", "CounterRNG", "mix32"]
+__all__ = ["derive_seed", "torch_generator", "CounterRNG", "mix32", "Generators",
+           "chain_rand", "chain_randn", "chain_randint"]
+
+Generators = Union[torch.Generator, Sequence[torch.Generator]]
+"""One generator for a whole batch, or one per chain (see :func:`chain_rand`)."""
 
 _M32 = 0xFFFFFFFF
 
@@ -56,6 +65,60 @@ def torch_generator(seed: int, purpose: str, *index: int, device="cpu") -> torch
     gen = torch.Generator(device=device)
     gen.manual_seed(derive_seed(seed, purpose, *index))
     return gen
+
+
+def _chain_draw(draw, shape, generators: Generators, axis: int, **kw) -> torch.Tensor:
+    """``draw(shape, generator=...)`` with one generator, or chain by chain (see chain_rand)."""
+    shape = tuple(int(n) for n in shape)
+    if isinstance(generators, torch.Generator):
+        return draw(shape, generator=generators, **kw)
+    gens = list(generators)
+    if len(gens) != shape[axis]:
+        raise ValueError(f"got {len(gens)} per-chain generators for a batch of {shape[axis]} "
+                         f"chains (axis {axis} of shape {shape}); pass one generator per chain")
+    one = shape[:axis] + (1,) + shape[axis + 1:]
+    if not gens:
+        return draw(shape, generator=None, **kw)
+    return torch.cat([draw(one, generator=g, **kw) for g in gens], dim=axis)
+
+
+def chain_rand(shape, generators: Generators, dtype=None, device=None,
+               axis: int = 0) -> torch.Tensor:
+    """Uniform numbers in [0, 1) with the batch (chain) axis at ``axis``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Full shape of the draw; ``shape[axis]`` is the number of chains B.
+    generators : torch.Generator or sequence of B torch.Generator
+        One generator: exactly ``torch.rand(shape, generator=...)``. A sequence: chain b
+        draws the slice of shape ``shape`` with ``shape[axis] = 1`` from ``generators[b]``
+        (exactly what a batch of one would draw) and the slices are concatenated along
+        ``axis``.
+    dtype, device
+        As for :func:`torch.rand` (each generator must live on ``device``).
+    axis : int
+        The batch axis of ``shape``.
+
+    Returns
+    -------
+    torch.Tensor, shape ``shape``
+    """
+    return _chain_draw(torch.rand, shape, generators, axis, dtype=dtype, device=device)
+
+
+def chain_randn(shape, generators: Generators, dtype=None, device=None,
+                axis: int = 0) -> torch.Tensor:
+    """Standard normal numbers; like :func:`chain_rand` with :func:`torch.randn`."""
+    return _chain_draw(torch.randn, shape, generators, axis, dtype=dtype, device=device)
+
+
+def chain_randint(low: int, high: int, shape, generators: Generators, device=None,
+                  axis: int = 0) -> torch.Tensor:
+    """Integers in [low, high), int64; like :func:`chain_rand` with :func:`torch.randint`."""
+    def draw(sh, generator=None, device=None):
+        return torch.randint(low, high, sh, generator=generator, device=device)
+    return _chain_draw(draw, shape, generators, axis, device=device)
 
 
 # ---------------------------------------------------------------------------------------

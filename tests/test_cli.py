@@ -135,7 +135,7 @@ def uninterrupted(tmp_path_factory):
     return tmp / "out" / "samples.h5"
 
 
-KILL_RUN = dict(therm=50, samples=300, chunk=10, algo="metropolis")
+KILL_RUN = dict(therm=50, samples=1500, chunk=20, algo="metropolis")  # long enough to be stopped mid-run
 
 
 @pytest.mark.parametrize("target", ["ranks", "mpirun"])

@@ -8,15 +8,21 @@ percent of T_c (Binder, Z. Phys. B 43, 119 (1981)).
 
 Method: Swendsen-Wang updates (:func:`hpc_rg.mc.cluster.swendsen_wang_update`) of many
 independent chains, all temperatures and chains in one batch; per-chain time averages of
-m^2 and m^4; ``Delta U(T)`` fitted by a weighted quadratic over the temperature grid and
-its root taken as the crossing; the crossing's error by a delete-a-block-of-chains
-jackknife of the whole procedure (chains are independent, so blocks of chains are
-independent samples). The test asserts both ``|T_cross - T_c| < 1% T_c`` and that the
-crossing is measured precisely enough (``sigma(T_cross) < 0.015``) for that to mean
-something.
+m^2 and m^4; the crossing is the zero of a weighted straight-line fit of
+``Delta U(T) = U4(8) - U4(4)`` over the three grid temperatures nearest its sign change;
+its error comes from a delete-a-block-of-chains jackknife of the whole procedure (chains
+are independent, so blocks of chains are independent samples). The test asserts both
+``|T_cross - T_c| < 1% T_c`` and that the crossing is measured precisely enough
+(``sigma(T_cross) < 0.015``) for that to mean something.
 
-The CI version takes ~20-40 s on 2 loaded cores; the ``slow`` one has 8x the statistics
-(a few minutes).
+Expected result: the L = 4 / 8 crossing lies about 0.02 (0.4%) BELOW T_c. That is physics,
+not a bug: ``U4(L, T_c)`` still decreases with L at these sizes (corrections to scaling,
+``~ L^-omega``, omega ~ 0.83), so the curves meet slightly on the ordered side; the 1%
+tolerance covers it, and the slow test resolves it. Results with torch 2.13 CPU: CI
+4.4827 +- 0.0052 (-0.64%), slow 4.4922 +- 0.0016 (-0.43%).
+
+The CI version takes 15-35 s on 2 loaded cores; the ``slow`` one has 8x the statistics
+(2-8 minutes).
 """
 
 from __future__ import annotations
@@ -81,43 +87,70 @@ def binder(m2, m4):
     return 1.0 - m4 / (3.0 * m2 * m2)
 
 
-def crossing(temps, dU, weights, degree: int = 2) -> float:
-    """Root of a weighted polynomial fit of ``dU(T)`` inside the temperature range (NaN if none).
+def crossing_window(temps, dU, n: int = 3):
+    """Indices of the ``n`` grid temperatures nearest the sign change of ``dU`` (None if none).
 
-    Temperatures are centred on T_c for conditioning; with several real roots in range the
-    one closest to the linear-fit root is returned.
+    The sign change is located by linear interpolation between the first pair of
+    neighbours with opposite signs.
     """
-    x = np.asarray(temps) - T_C_3D
-    coef = np.polyfit(x, dU, degree, w=weights)
-    lin = np.polyfit(x, dU, 1, w=weights)
-    x_lin = -lin[1] / lin[0]
+    temps = np.asarray(temps)
+    change = np.nonzero(np.sign(dU[:-1]) * np.sign(dU[1:]) < 0)[0]
+    if change.size == 0:
+        return None
+    i = int(change[0])
+    t0 = temps[i] - dU[i] * (temps[i + 1] - temps[i]) / (dU[i + 1] - dU[i])
+    return np.sort(np.argsort(np.abs(temps - t0), kind="stable")[:n])
+
+
+def crossing(temps, dU, weights, window, degree: int = 1) -> float:
+    """Zero of a weighted polynomial fit of ``dU(T)`` over the grid points ``window``.
+
+    Degree 1: the root of the straight line; degree 2: the real root nearest the window's
+    centre (NaN if none).
+    """
+    x = np.asarray(temps)[window] - T_C_3D  # centred for conditioning
+    coef = np.polyfit(x, np.asarray(dU)[window], degree, w=np.asarray(weights)[window])
+    if degree == 1:
+        return float(-coef[1] / coef[0] + T_C_3D)
     roots = np.roots(coef)
     roots = roots[np.isreal(roots)].real
-    roots = roots[(roots >= x.min()) & (roots <= x.max())]
     if roots.size == 0:
         return float("nan")
-    return float(roots[np.argmin(np.abs(roots - x_lin))] + T_C_3D)
+    return float(roots[np.argmin(np.abs(roots - x.mean()))] + T_C_3D)
 
 
 def binder_crossing(chains: int, n_therm: int, n_meas: int, seed: int, n_blocks: int = 32):
-    """Run both sizes and return a dict with U4 tables, the crossing and its jackknife error."""
+    """Run both sizes; U4 tables, the crossing and its jackknife error.
+
+    The crossing is the zero of a weighted straight-line fit of ``U4(8) - U4(4)`` over the
+    three temperatures nearest its sign change (window and weights fixed from the full
+    sample, then the whole fit jackknifed over blocks of chains). A quadratic over five
+    points is reported as a cross-check of the fit model.
+    """
     m2a, m4a = sample_moments(4, TEMPS, chains, n_therm, n_meas, seed)
     m2b, m4b = sample_moments(8, TEMPS, chains, n_therm, n_meas, seed)
     series = (m2a, m4a, m2b, m4b)  # each (chains, n_T): jackknife over blocks of chains
     U4, dU4 = jackknife(binder, m2a, m4a, n_bins=n_blocks)
     U8, dU8 = jackknife(binder, m2b, m4b, n_bins=n_blocks)
     dU, d_dU = jackknife(lambda a, b, c, d: binder(c, d) - binder(a, b), *series, n_bins=n_blocks)
-    w = 1.0 / d_dU  # fixed weights for every jackknife replica
+    out = {"U4": (U4, dU4), "U8": (U8, dU8), "dU": (dU, d_dU)}
+    window = crossing_window(TEMPS, dU, 3)
+    if window is None:
+        return dict(out, T_cross=float("nan"), sigma=float("nan"), chi2=float("nan"),
+                    T_quad=float("nan"), sigma_quad=float("nan"), window=[])
+    w = 1.0 / d_dU
 
-    def t_cross(a, b, c, d):
-        return crossing(TEMPS, binder(c, d) - binder(a, b), w)
+    def t_cross(window, degree):
+        return lambda a, b, c, d: crossing(TEMPS, binder(c, d) - binder(a, b), w, window, degree)
 
-    T_x, sigma = jackknife(t_cross, *series, n_bins=n_blocks)
-    # goodness of the quadratic fit (chi^2 per degree of freedom)
-    x = TEMPS - T_C_3D
-    resid = (dU - np.polyval(np.polyfit(x, dU, 2, w=w), x)) * w
-    return {"U4": (U4, dU4), "U8": (U8, dU8), "dU": (dU, d_dU), "T_cross": float(T_x),
-            "sigma": float(sigma), "chi2_dof": float((resid ** 2).sum() / (len(TEMPS) - 3))}
+    T_x, sigma = jackknife(t_cross(window, 1), *series, n_bins=n_blocks)
+    wide = crossing_window(TEMPS, dU, 5)
+    T_q, sigma_q = jackknife(t_cross(wide, 2), *series, n_bins=n_blocks)
+    x = TEMPS[window] - T_C_3D
+    fit = np.polyfit(x, dU[window], 1, w=w[window])
+    chi2 = float((((dU[window] - np.polyval(fit, x)) * w[window]) ** 2).sum())
+    return dict(out, T_cross=float(T_x), sigma=float(sigma), chi2=chi2, window=TEMPS[window].tolist(),
+                T_quad=float(T_q), sigma_quad=float(sigma_q))
 
 
 def _report(res) -> str:
@@ -126,10 +159,11 @@ def _report(res) -> str:
         rows.append(f"  {T:.4f}  {res['U4'][0][i]:.4f}({res['U4'][1][i]:.4f})  "
                     f"{res['U8'][0][i]:.4f}({res['U8'][1][i]:.4f})  "
                     f"{res['dU'][0][i]:+.4f}({res['dU'][1][i]:.4f})")
-    rows.append(f"  T_cross = {res['T_cross']:.4f} +- {res['sigma']:.4f} "
-                f"(T_c = {T_C_3D}; deviation {res['T_cross'] - T_C_3D:+.4f}, "
-                f"{(res['T_cross'] - T_C_3D) / res['sigma']:+.1f} sigma), "
-                f"quadratic-fit chi2/dof = {res['chi2_dof']:.2f}")
+    rows.append(f"  T_cross = {res['T_cross']:.4f} +- {res['sigma']:.4f} (line through "
+                f"T = {res['window']}, chi2 = {res['chi2']:.2f} for 1 dof); T_c = {T_C_3D}, "
+                f"deviation {res['T_cross'] - T_C_3D:+.4f} "
+                f"({(res['T_cross'] - T_C_3D) / T_C_3D:+.2%})")
+    rows.append(f"  cross-check, quadratic through 5 points: {res['T_quad']:.4f} +- {res['sigma_quad']:.4f}")
     return "\n".join(rows)
 
 

@@ -2,9 +2,13 @@
 
 All updates act on a batch of independent chains on a periodic hypercubic lattice in
 any dimension d ≥ 1 (d = 1, 2, 3 are tested): configurations have shape ``(B, L_1, ..., L_d)``.
-Randomness comes only from the ``torch.Generator`` passed in, so a run is reproducible
-from its seed (see :func:`hpc_rg.rng.torch_generator`). Everything is batched torch code
-and runs unchanged on CUDA tensors (pass a generator on the same device).
+Randomness comes only from the ``generator`` passed in, so a run is reproducible from its
+seed (see :func:`hpc_rg.rng.torch_generator`): either one ``torch.Generator`` for the whole
+batch or a sequence of B per-chain generators. With per-chain generators chain b draws
+exactly the numbers a batch of one would draw from ``generator[b]``, so the batched update
+is bit-identical to updating the chains one at a time (only the draws are per chain; all
+arithmetic is batched). Everything is batched torch code and runs unchanged on CUDA
+tensors (pass generators on the same device).
 
 Algorithm (shared by every update here)
 ---------------------------------------
@@ -47,6 +51,8 @@ from typing import List, Sequence, Tuple, Union
 
 import torch
 
+from hpc_rg.rng import Generators, chain_rand, chain_randint
+
 Scalar = Union[float, torch.Tensor]
 
 __all__ = [
@@ -75,7 +81,7 @@ def _check_config(x: torch.Tensor, what: str) -> None:
         raise ValueError(f"{what} must have shape (B, L_1, ..., L_d) with d >= 1, got shape {tuple(x.shape)}")
 
 
-def fk_bonds(values: torch.Tensor, coupling: Scalar, generator: torch.Generator) -> List[torch.Tensor]:
+def fk_bonds(values: torch.Tensor, coupling: Scalar, generator: Generators) -> List[torch.Tensor]:
     """Activate Fortuin–Kasteleyn bonds for an (embedded) Ising ferromagnet.
 
     Parameters
@@ -84,8 +90,9 @@ def fk_bonds(values: torch.Tensor, coupling: Scalar, generator: torch.Generator)
         Spins ±1 (any dtype) or real fields φ; the sign is the Ising variable.
     coupling : float or torch.Tensor of shape (B,)
         Dimensionless coupling K ≥ 0 per chain (βJ for Ising, 2κ for φ⁴).
-    generator : torch.Generator
-        Source of the d·B·N uniform numbers; must live on ``values.device``.
+    generator : torch.Generator or sequence of B torch.Generator
+        Source of the d·B·N uniform numbers (shape (d, B, L_1, ..., L_d); a per-chain
+        generator draws its chain's (d, 1, L_1, ..., L_d) slice); on ``values.device``.
 
     Returns
     -------
@@ -103,7 +110,8 @@ def fk_bonds(values: torch.Tensor, coupling: Scalar, generator: torch.Generator)
     if bool((K < 0).any()):
         raise ValueError("cluster updates need a ferromagnetic coupling (beta*J >= 0, kappa >= 0)")
     d = values.ndim - 1
-    u = torch.rand((d,) + tuple(values.shape), generator=generator, dtype=torch.float64, device=values.device)
+    u = chain_rand((d,) + tuple(values.shape), generator, dtype=torch.float64, device=values.device,
+                   axis=1)
     bonds = []
     if values.is_floating_point():
         a = values.to(torch.float64)
@@ -176,16 +184,19 @@ def label_clusters(bonds: Sequence[torch.Tensor], max_iter: int = 100_000) -> to
     raise RuntimeError(f"label_clusters did not converge in {max_iter} iterations")
 
 
-def _flip_swendsen_wang(x: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    bits = torch.rand(labels.numel(), generator=generator, device=x.device) < 0.5
+def _flip_swendsen_wang(x: torch.Tensor, labels: torch.Tensor, generator: Generators) -> torch.Tensor:
+    # one bit per global label b*N + i: chain b draws its N bits (a batch of one's draw)
+    B = x.shape[0]
+    n = labels.numel() // max(B, 1)
+    bits = chain_rand((B, n), generator, device=x.device).reshape(-1) < 0.5
     flip = torch.gather(bits, 0, labels.reshape(-1)).view(x.shape)
     return torch.where(flip, -x, x)
 
 
-def _flip_wolff(x: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> Tuple[torch.Tensor, torch.Tensor]:
+def _flip_wolff(x: torch.Tensor, labels: torch.Tensor, generator: Generators) -> Tuple[torch.Tensor, torch.Tensor]:
     B = x.shape[0]
     n = labels[0].numel()
-    seeds = torch.randint(0, n, (B,), generator=generator, device=x.device)
+    seeds = chain_randint(0, n, (B,), generator, device=x.device)  # one seed site per chain
     seeds = seeds + n * torch.arange(B, device=x.device)
     root = labels.reshape(-1)[seeds]  # (B,)
     flip = labels.reshape(B, -1) == root[:, None]
@@ -195,7 +206,7 @@ def _flip_wolff(x: torch.Tensor, labels: torch.Tensor, generator: torch.Generato
 
 
 def swendsen_wang_update(
-    spins: torch.Tensor, beta: Scalar, generator: torch.Generator, J: Scalar = 1.0
+    spins: torch.Tensor, beta: Scalar, generator: Generators, J: Scalar = 1.0
 ) -> torch.Tensor:
     """One Swendsen–Wang update of every chain of an Ising ferromagnet (h = 0).
 
@@ -204,8 +215,9 @@ def swendsen_wang_update(
     spins : torch.Tensor, shape (B, L_1, ..., L_d), values ±1 (int or float dtype)
     beta : float or torch.Tensor of shape (B,)
         Inverse temperature per chain (units of 1/J).
-    generator : torch.Generator
-        On ``spins.device``.
+    generator : torch.Generator or sequence of B torch.Generator
+        On ``spins.device``; one per chain makes chain b's update depend only on
+        ``generator[b]`` (bit-identical to updating it alone).
     J : float or torch.Tensor of shape (B,)
         Ferromagnetic coupling J > 0 in ``H = -J Σ_x Σ_μ s_x s_{x+μ}``.
 
@@ -226,7 +238,7 @@ def swendsen_wang_update(
 
 
 def wolff_update(
-    spins: torch.Tensor, beta: Scalar, generator: torch.Generator, J: Scalar = 1.0
+    spins: torch.Tensor, beta: Scalar, generator: Generators, J: Scalar = 1.0
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """One Wolff single-cluster update per chain of an Ising ferromagnet (h = 0).
 
@@ -235,7 +247,8 @@ def wolff_update(
     spins : torch.Tensor, shape (B, L_1, ..., L_d), values ±1
     beta : float or torch.Tensor of shape (B,)
         Inverse temperature per chain.
-    generator : torch.Generator
+    generator : torch.Generator or sequence of B torch.Generator
+        As for :func:`swendsen_wang_update`.
     J : float or torch.Tensor of shape (B,)
         Ferromagnetic coupling J > 0.
 
@@ -263,7 +276,7 @@ def _phi4_coupling(phi: torch.Tensor, kappa: Scalar) -> torch.Tensor:
 
 
 def phi4_wolff_update(
-    phi: torch.Tensor, kappa: Scalar, generator: torch.Generator
+    phi: torch.Tensor, kappa: Scalar, generator: Generators
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Embedded-Ising Wolff update of the signs of a φ⁴ field (Brower–Tamayo).
 
@@ -272,7 +285,8 @@ def phi4_wolff_update(
     phi : torch.Tensor, shape (B, L_1, ..., L_d), float
     kappa : float or torch.Tensor of shape (B,)
         Hopping parameter κ ≥ 0 of the action below (λ does not enter).
-    generator : torch.Generator
+    generator : torch.Generator or sequence of B torch.Generator
+        As for :func:`swendsen_wang_update`.
 
     Returns
     -------
@@ -296,7 +310,7 @@ def phi4_wolff_update(
     return _flip_wolff(phi, labels, generator)
 
 
-def phi4_swendsen_wang_update(phi: torch.Tensor, kappa: Scalar, generator: torch.Generator) -> torch.Tensor:
+def phi4_swendsen_wang_update(phi: torch.Tensor, kappa: Scalar, generator: Generators) -> torch.Tensor:
     """Embedded-Ising Swendsen–Wang update of a φ⁴ field: flip each cluster with prob 1/2.
 
     Parameters and physics as in :func:`phi4_wolff_update`; returns the new φ only.

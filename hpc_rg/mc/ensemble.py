@@ -17,9 +17,11 @@ Reproducibility: checkerboard updates and the hot start draw from
 ``2*sweep + colour`` (phi^4: ``4*sweep + 2*colour + k``), so results are bit-identical
 for any number of slab ranks and groups. Cluster, HMC and Langevin updates use one
 ``torch.Generator`` per chain (:func:`hpc_rg.rng.torch_generator` keyed by the chain
-id), also independent of the layout. Slab reductions gather per-plane partial sums and
-add them in global plane order, so energies (and tempering decisions) do not depend on
-the decomposition either.
+id), also independent of the layout: the update functions take the list of per-chain
+generators and run batched over all local chains, bit-identical to updating the chains
+one at a time (see :mod:`hpc_rg.mc.hmc` for the one rounding-level caveat). Slab
+reductions gather per-plane partial sums and add them in global plane order, so
+energies (and tempering decisions) do not depend on the decomposition either.
 """
 
 from __future__ import annotations
@@ -268,33 +270,31 @@ class Ensemble:
     def _ising_cluster(self) -> None:
         from hpc_rg.mc import cluster
 
+        if not self.B:
+            return
+        # float64 beta per chain (not the float32 self._beta of the checkerboard kernels)
+        beta = torch.as_tensor(self._beta_t[self.temp_index], dtype=torch.float64,
+                               device=self.device)
         J = self.cfg.model.J
-        for b, gen in enumerate(self._gens):
-            xb = self.x[b:b + 1]
-            beta = float(self._beta_t[self.temp_index[b]])
-            if self.algorithm == "wolff":
-                new, _ = cluster.wolff_update(xb, beta, gen, J=J)
-            else:
-                new = cluster.swendsen_wang_update(xb, beta, gen, J=J)
-            self.x[b] = new[0]
+        if self.algorithm == "wolff":
+            self.x, _ = cluster.wolff_update(self.x, beta, self._gens, J=J)
+        else:
+            self.x = cluster.swendsen_wang_update(self.x, beta, self._gens, J=J)
 
     def _phi4_wolff(self) -> None:
         from hpc_rg.mc import cluster
 
-        for b, gen in enumerate(self._gens):
-            new, _ = cluster.phi4_wolff_update(self.x[b:b + 1], float(self._kappa[b]), gen)
-            self.x[b] = new[0]
+        if self.B:
+            self.x, _ = cluster.phi4_wolff_update(self.x, self._kappa, self._gens)
 
     def _phi4_hmc(self) -> None:
         from hpc_rg.mc.hmc import hmc_update
 
         h = self.cfg.sample.hmc
         acc = np.zeros(self.B)
-        for b, gen in enumerate(self._gens):
-            res = hmc_update(self.x[b:b + 1], float(self._kappa[b]), float(self._lam[b]),
-                             h.step_size, h.steps, gen)
-            self.x[b] = res.phi[0]
-            acc[b] = float(res.accepted[0])
+        if self.B:
+            res = hmc_update(self.x, self._kappa, self._lam, h.step_size, h.steps, self._gens)
+            self.x, acc = res.phi, res.accepted.cpu().numpy().astype(np.float64)
         self._count_acceptance(acc)
 
     def _phi4_langevin(self) -> None:
@@ -302,11 +302,10 @@ class Ensemble:
 
         lc = self.cfg.sample.langevin
         acc = np.zeros(self.B)
-        for b, gen in enumerate(self._gens):
-            res = langevin_update(self.x[b:b + 1], float(self._kappa[b]), float(self._lam[b]),
-                                  lc.step_size, gen, metropolize=lc.metropolized)
-            self.x[b] = res.phi[0]
-            acc[b] = float(res.accepted[0])
+        if self.B:
+            res = langevin_update(self.x, self._kappa, self._lam, lc.step_size, self._gens,
+                                  metropolize=lc.metropolized)
+            self.x, acc = res.phi, res.accepted.cpu().numpy().astype(np.float64)
         self._count_acceptance(acc)
 
     def _count_acceptance(self, acc: np.ndarray) -> None:

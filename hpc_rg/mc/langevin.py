@@ -2,7 +2,10 @@
 
 Configurations have shape ``(B, L_1, ..., L_d)``; ``kappa``, ``lam`` and ``eps`` may be
 floats or per-chain tensors of shape ``(B,)``. Randomness comes only from the
-``torch.Generator`` passed in.
+``generator`` passed in: one ``torch.Generator`` for the batch, or a sequence of B
+per-chain generators (chain b then draws what a batch of one would draw from
+``generator[b]``, so the batched step is bit-identical to stepping the chains one at a
+time).
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from typing import NamedTuple, Union
 import torch
 
 from hpc_rg.models import phi4
+from hpc_rg.rng import Generators, chain_rand, chain_randn
 
 Scalar = Union[float, torch.Tensor]
 
@@ -50,7 +54,7 @@ def langevin_update(
     kappa: Scalar,
     lam: Scalar,
     eps: Scalar,
-    generator: torch.Generator,
+    generator: Generators,
     metropolize: bool = True,
 ) -> LangevinResult:
     """One Euler–Maruyama Langevin step, with optional Metropolis correction (MALA).
@@ -62,8 +66,8 @@ def langevin_update(
         Couplings of ``S = Σ_x [(1-2λ)φ_x² + λφ_x⁴ - 2κ Σ_μ φ_x φ_{x+μ}]``.
     eps : float or torch.Tensor of shape (B,)
         Langevin time step ε > 0.
-    generator : torch.Generator
-        On ``phi.device``.
+    generator : torch.Generator or sequence of B torch.Generator
+        On ``phi.device`` (per chain when a sequence is given).
     metropolize : bool
         If True (default) accept/reject with the MALA ratio, which makes the chain exact
         for ``exp(-S)`` at any ε. If False, plain (unadjusted) Langevin: O(ε) bias.
@@ -85,7 +89,7 @@ def langevin_update(
         raise TypeError(f"phi must be a floating-point tensor, got {phi.dtype}")
     e = _per_chain(eps, phi)
     f0 = phi4.force(phi, kappa, lam)
-    eta = torch.randn(phi.shape, generator=generator, dtype=phi.dtype, device=phi.device)
+    eta = chain_randn(phi.shape, generator, dtype=phi.dtype, device=phi.device)
     prop = phi + e * f0 + torch.sqrt(2.0 * e) * eta
     B = phi.shape[0]
     if not metropolize:
@@ -95,7 +99,7 @@ def langevin_update(
     log_q_fwd = -0.5 * _sumsq(eta)  # |φ' - φ - εF(φ)|² / (4ε) = |η|² / 2
     log_q_bwd = -_sumsq(phi - prop - e * f1) / (4.0 * e64)
     log_alpha = phi4.action(phi, kappa, lam) - phi4.action(prop, kappa, lam) + log_q_bwd - log_q_fwd
-    u = torch.rand(B, generator=generator, dtype=torch.float64, device=phi.device)
+    u = chain_rand((B,), generator, dtype=torch.float64, device=phi.device)
     accepted = torch.log(u) < log_alpha
     mask = accepted.reshape((-1,) + (1,) * (phi.ndim - 1))
     return LangevinResult(torch.where(mask, prop, phi), accepted)
