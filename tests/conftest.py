@@ -57,3 +57,14 @@ def shared_tmp(tmp_path):
     """A directory that every MPI rank of the test sees (rank 0's tmp_path)."""
     from mpi4py import MPI
     return Path(MPI.COMM_WORLD.bcast(str(tmp_path), root=0))
+
+
+@pytest.fixture
+def one_thread():
+    """Small lattices: torch intra-op threads only add overhead (and stall on a loaded
+    2-core machine); physics tests opt in with ``pytestmark = pytest.mark.usefixtures(...)``."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -20,13 +20,7 @@ from physics_helpers import (all_configs, assert_agrees, boltzmann_moments, brut
                              ea_energy, ea_field, ising_field, mean_and_c, run_phi4, run_spin_model)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small lattices: OpenMP threads only add overhead (and stall on a loaded machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def rand_spins(B, shape, seed=0, dtype=torch.float32):

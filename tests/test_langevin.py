@@ -18,13 +18,7 @@ from hpc_rg.mc.langevin import langevin_update
 from hpc_rg.models import phi4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: intra-op threads only add contention on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _a_k(L, d, kappa):

@@ -32,12 +32,7 @@ ALGORITHMS = {  # algorithm -> (sample-section settings tuned for L=8, therm, sw
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def measure(algorithm, kappa, chains, scale, seed):
