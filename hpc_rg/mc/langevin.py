@@ -14,6 +14,7 @@ from typing import NamedTuple, Union
 import torch
 
 from hpc_rg.models import phi4
+from hpc_rg.mc.hmc import _per_chain  # the same (B,) -> (B, 1, ..., 1) broadcasting as HMC
 from hpc_rg.rng import Generators, chain_rand, chain_randn
 
 Scalar = Union[float, torch.Tensor]
@@ -36,13 +37,6 @@ class LangevinResult(NamedTuple):
     accepted: torch.Tensor
 
 
-def _per_chain(x: Scalar, ref: torch.Tensor) -> torch.Tensor:
-    t = torch.as_tensor(x, dtype=ref.dtype, device=ref.device)
-    if t.ndim == 0:
-        return t
-    if t.shape != ref.shape[:1]:
-        raise ValueError(f"per-chain parameter must have shape ({ref.shape[0]},), got {tuple(t.shape)}")
-    return t.reshape((-1,) + (1,) * (ref.ndim - 1))
 
 
 def _sumsq(x: torch.Tensor) -> torch.Tensor:
