@@ -130,16 +130,55 @@ class SampleConfig:
     metropolis_width: float = 1.0  #: phi4 Metropolis proposal half-width
     hmc: HmcConfig = field(default_factory=HmcConfig)
     langevin: LangevinConfig = field(default_factory=LangevinConfig)
+    kernel: Literal["torch", "compiled"] = "torch"  #: checkerboard kernel implementation
+    #: Monte Carlo also at these sizes (same temperatures, chains, samples): the L/2
+    #: ensemble fixes the temperature rescaling; 2L, 4L are references for validation
+    reference_sizes: tuple[int, ...] = ()
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Every lattice size sampled, main size first."""
+        return (self.L,) + tuple(x for x in self.reference_sizes if x != self.L)
+
+
+BLOCKINGS = ("auto", "majority", "majority_random", "decimation", "sign_mean", "overlap")
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """``train.network:`` the fully convolutional super-resolution network."""
+
+    depth: int = 3  #: convolution layers after the x2 nearest-neighbour upsampling
+    width: int = 16  #: channels of the hidden layers
+    kernel: int = 3  #: odd kernel size (circular padding keeps the lattice size)
+    conditioned: bool = False  #: one temperature-conditioned model instead of one per T
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """``train:`` stage; keys are added by the super-resolution issues."""
+    """``train:`` supervised training of the L/2 -> L network on blocked Monte Carlo pairs."""
+
+    blocking: Literal["auto", "majority", "majority_random", "decimation", "sign_mean",
+                      "overlap"] = "auto"
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    energy_weight: float = 0.0  #: gamma of the energy term gamma |E(sigma) - E(p)|^2
+    epochs: int = 100  #: at most this many passes over the training split
+    batch_size: int = 64  #: configurations per rank per optimizer step
+    learning_rate: float = 1e-3
+    validation_fraction: float = 0.1  #: held-out share of each temperature's samples
+    patience: int = 10  #: stop after this many epochs without validation improvement
+    checkpoint_every: int = 100  #: optimizer steps between resumable checkpoints
+    deepspeed: dict = field(default_factory=dict)  #: merged over the built-in defaults
 
 
 @dataclass(frozen=True)
 class UpscaleConfig:
-    """``upscale:`` stage; keys are added by the super-resolution issues."""
+    """``upscale:`` apply the trained network repeatedly, L -> 2L -> ... -> target_L."""
+
+    target_L: int = 0  #: final size; sample.L * 2**k (0: 4 * sample.L)
+    batch: int = 16  #: configurations per forward pass per rank (bounds the memory)
+    samples: int = 0  #: configurations per temperature to upscale (0: all)
+    rescale_temperature: bool = True  #: attach the RG-flow temperature to each level
 
 
 @dataclass(frozen=True)
@@ -337,6 +376,19 @@ def _convert(tp, value, key: str, problems: list[str]):
                             f"{', '.join(map(str, choices))}{_did_you_mean(str(value), choices)}")
             return _BAD
         return value
+    if tp is dict:
+        if not isinstance(value, dict):
+            problems.append(f"{key}={_show(value)}: expected a mapping")
+            return _BAD
+        return dict(value)
+    if tp == tuple[int, ...]:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, list) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value):
+            problems.append(f"{key}={_show(value)}: expected a list of integers")
+            return _BAD
+        return tuple(value)
     if origin is tuple:  # a grid: list of numbers or {min, max, count, spacing}
         if isinstance(value, dict):
             spec = _build(RangeSpec, value, key, problems)
@@ -499,6 +551,16 @@ def validate(cfg: Config, problems: list[str], world_size: int | None = None) ->
                         f"steps >= 1")
     if s.langevin.step_size <= 0:
         problems.append(f"{w}: sample.langevin.step_size={s.langevin.step_size}: must be > 0")
+    for size in s.reference_sizes:
+        if size < 2 or size % 2 or (s.ranks_per_replica >= 1 and size % s.ranks_per_replica):
+            problems.append(f"{w}: sample.reference_sizes={list(s.reference_sizes)}: {size} must "
+                            f"be an even integer >= 2 divisible by sample.ranks_per_replica")
+    if s.kernel == "compiled" and (m.name == "phi4" or s.algorithm not in ("metropolis",
+                                                                            "heatbath")):
+        problems.append(f"{w}: sample.kernel=compiled: only for ising/edwards_anderson with "
+                        f"metropolis or heatbath; use kernel: torch")
+    _validate_train(cfg, problems)
+    _validate_upscale(cfg, problems)
     if r.progress_seconds < 0:
         problems.append(f"{w}: run.progress_seconds={r.progress_seconds}: must be >= 0")
     if world_size is not None and s.ranks_per_replica >= 1:
@@ -515,3 +577,61 @@ def validate(cfg: Config, problems: list[str], world_size: int | None = None) ->
                                 f"; use at most {units * s.ranks_per_replica} ranks, more "
                                 f"{'model.disorder_samples' if m.name == 'edwards_anderson' else 'sample.chains or temperatures'}"
                                 f", or a larger sample.ranks_per_replica")
+
+
+def resolved_blocking(cfg: Config) -> str:
+    """The blocking transform of ``train.blocking`` with ``auto`` resolved by model and dims."""
+    b = cfg.train.blocking
+    if b != "auto":
+        return b
+    if cfg.model.name == "edwards_anderson":
+        return "overlap"
+    if cfg.model.name == "phi4":
+        return "sign_mean"
+    return "decimation" if cfg.model.dims == 1 else "majority"
+
+
+BLOCKINGS_FOR = {"ising": ("majority", "majority_random", "decimation"),
+                 "edwards_anderson": ("overlap",),
+                 "phi4": ("sign_mean", "decimation")}
+
+
+def _validate_train(cfg: Config, problems: list[str]) -> None:
+    w, t, m = cfg.source, cfg.train, cfg.model
+    n = t.network
+    if n.depth < 1 or n.width < 1 or n.kernel < 1 or n.kernel % 2 == 0:
+        problems.append(f"{w}: train.network={_show(dataclasses.asdict(n))}: need depth >= 1, "
+                        f"width >= 1 and an odd kernel >= 1")
+    b = resolved_blocking(cfg)
+    if b not in BLOCKINGS_FOR[m.name]:
+        problems.append(f"{w}: train.blocking={t.blocking}: accepted for {m.name} are auto, "
+                        f"{', '.join(BLOCKINGS_FOR[m.name])}")
+    elif b.startswith("majority") and m.dims == 1:
+        problems.append(f"{w}: train.blocking={t.blocking}: majority rule with b=2 is for "
+                        f"dims 2 and 3; use decimation in 1D")
+    for key in ("epochs", "batch_size", "patience", "checkpoint_every"):
+        if getattr(t, key) < 1:
+            problems.append(f"{w}: train.{key}={getattr(t, key)}: must be >= 1")
+    if t.learning_rate <= 0:
+        problems.append(f"{w}: train.learning_rate={t.learning_rate}: must be > 0")
+    if t.energy_weight < 0:
+        problems.append(f"{w}: train.energy_weight={t.energy_weight}: must be >= 0")
+    if not 0 < t.validation_fraction < 1:
+        problems.append(f"{w}: train.validation_fraction={t.validation_fraction}: must be "
+                        f"between 0 and 1 (exclusive)")
+    if cfg.sample.L < 4:
+        problems.append(f"{w}: sample.L={cfg.sample.L}: training pairs need L >= 4 "
+                        f"(input L/2 >= 2)")
+
+
+def _validate_upscale(cfg: Config, problems: list[str]) -> None:
+    w, u, L = cfg.source, cfg.upscale, cfg.sample.L
+    target = u.target_L or 4 * L
+    k = target // L if L > 0 else 0
+    if target <= L or target % L or k & (k - 1):
+        problems.append(f"{w}: upscale.target_L={u.target_L}: must be sample.L={L} times a "
+                        f"power of 2 (e.g. {2 * L}, {4 * L}, {8 * L})")
+    if u.batch < 1:
+        problems.append(f"{w}: upscale.batch={u.batch}: must be >= 1")
+    if u.samples < 0:
+        problems.append(f"{w}: upscale.samples={u.samples}: must be >= 0 (0 = all)")

@@ -138,8 +138,35 @@ def test_overrides(write_yaml):
 
 
 def test_stage_sections_take_no_keys_yet(write_yaml):
-    (p,) = problems(write_yaml, GOOD + "train: {epochs: 3}\n")
-    assert "train.epochs: unknown key (this stage takes no keys yet)" in p
+    (p,) = problems(write_yaml, GOOD + "analyze: {epochs: 3}\n")
+    assert "analyze.epochs: unknown key (this stage takes no keys yet)" in p
+
+
+def test_train_and_upscale_keys(write_yaml):
+    cfg = load_config(write_yaml(GOOD + "train: {epochs: 3, network: {depth: 2}, "
+                                 "deepspeed: {zero_optimization: {stage: 1}}}\n"
+                                 "upscale: {target_L: 64}\n"))
+    assert cfg.train.epochs == 3 and cfg.train.network.depth == 2
+    assert cfg.train.deepspeed == {"zero_optimization": {"stage": 1}}
+    assert cfg.upscale.target_L == 64
+    ps = problems(write_yaml, GOOD + "train: {blocking: overlap, network: {kernel: 4}, "
+                                     "validation_fraction: 1.5, deepspeed: 3}\n"
+                                     "upscale: {target_L: 48}\n")
+    text = "\n".join(ps)
+    assert "train.deepspeed=3: expected a mapping" in text
+    ps = problems(write_yaml, GOOD + "train: {blocking: overlap, network: {kernel: 4}, "
+                                     "validation_fraction: 1.5}\nupscale: {target_L: 48}\n")
+    text = "\n".join(ps)
+    assert "train.blocking=overlap: accepted for ising are auto, majority" in text
+    assert "odd kernel" in text and "train.validation_fraction=1.5" in text
+    assert "upscale.target_L=48: must be sample.L=8 times a power of 2" in text
+
+
+def test_reference_sizes(write_yaml):
+    cfg = load_config(write_yaml(GOOD + "".join([])), overrides=["sample.reference_sizes=[4,16]"])
+    assert cfg.sample.sizes == (8, 4, 16)
+    (p,) = problems(write_yaml, GOOD, overrides=["sample.reference_sizes=[7]"])
+    assert "sample.reference_sizes=[7]: 7 must be an even integer" in p
 
 
 def test_every_shipped_input_is_valid():
