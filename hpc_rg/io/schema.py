@@ -10,6 +10,7 @@ SAMPLES_FILE = "samples.h5"
 UPSCALED_FILE = "upscaled.h5"
 ANALYSIS_FILE = "analysis.h5"
 CHECKPOINT_DIR = "checkpoints"
+MODEL_FILE = "model.pt"  # trained super-resolution network (tensor-only torch file)
 PARTIAL_SUFFIX = ".partial"
 
 # root attributes (provenance)

@@ -12,9 +12,9 @@ log = logging.getLogger("hpc_rg")
 
 #: stage -> the file it writes in run.output
 STAGE_FILES = {"sample": schema.SAMPLES_FILE, "upscale": schema.UPSCALED_FILE,
-               "analyze": schema.ANALYSIS_FILE, "train": schema.CHECKPOINT_DIR + "/model.pt"}
+               "analyze": schema.ANALYSIS_FILE, "train": schema.MODEL_FILE}
 #: stages this version provides; the others print a clear message
-BUILT = ("sample",)
+BUILT = ("sample", "train", "upscale")
 
 
 def stages_for(request: str) -> tuple[str, ...]:
@@ -43,8 +43,10 @@ def check_output_state(cfg, stages, resume: bool) -> None:
 def run_pipeline(cfg, comms, stages, stop, resume: bool, device, explicit: bool) -> None:
     """Run ``stages`` in order (collective)."""
     from .sample import run_sample
+    from .train import run_train
+    from .upscale import run_upscale
 
-    runners = {"sample": run_sample}
+    runners = {"sample": run_sample, "train": run_train, "upscale": run_upscale}
     for stage in stages:
         if stage not in BUILT:
             msg = (f"stage '{stage}' is not built in this version of hpc_rg yet "

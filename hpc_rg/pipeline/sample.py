@@ -1,5 +1,7 @@
 """The ``sample`` stage: Monte Carlo on every rank, written collectively to ``samples.h5``.
 
+Sizes ``sample.L`` then ``sample.reference_sizes`` are sampled in turn, one group
+``/L<size>`` each (a reference size has its own seed, derived from ``run.seed`` and L).
 Thermalize ``sample.thermalize`` sweeps, then keep ``sample.samples`` configurations per
 chain every ``sample.thin`` sweeps. Every ``sample.chunk`` kept configurations the ranks
 write their own slices (configurations are never gathered), flush, and checkpoint; a
@@ -43,39 +45,77 @@ class ChunkBuffer:
         self.pairs.append(ens.pair_observables()[1])
 
 
-def run_sample(cfg, comms, stop, resume: bool, device) -> None:
-    """Run the sample stage (collective over ``comms.world``)."""
-    from ..mc.ensemble import Ensemble  # torch-heavy; imported when the stage runs
+def size_config(cfg, L: int):
+    """``cfg`` for sampling at size ``L``; reference sizes get their own derived seed."""
+    import dataclasses
 
-    layout = SizeLayout.from_config(cfg)
+    from ..rng import derive_seed
+    if L == cfg.sample.L:
+        return cfg
+    run = dataclasses.replace(cfg.run, seed=derive_seed(cfg.run.seed, "size", L) >> 1)
+    return dataclasses.replace(cfg, run=run, sample=dataclasses.replace(cfg.sample, L=L))
+
+
+def run_sample(cfg, comms, stop, resume: bool, device) -> None:
+    """Run the sample stage at every size of ``sample.sizes`` (collective over ``comms.world``)."""
     out = cfg.output_dir
     final = out / schema.SAMPLES_FILE
     if resume and final.exists():
         log.info(f"[sample] {final} is complete; skipping (--resume)")
         return
-    ckpts = RankCheckpoints(out / schema.CHECKPOINT_DIR, "sample", comms.world)
-    ens = Ensemble(cfg, comms, device)
-    state = ckpts.load_latest() if resume else None
     partial_exists = comms.bcast_root(final.with_name(final.name + schema.PARTIAL_SUFFIX).exists())
-    if state is not None and partial_exists:
-        seq, saved = state
-        ens.load_state_dict(saved["ensemble"])
+    if resume and partial_exists:
         h5 = open_output(final, comms.world, "r+")
-        buf = saved["buffer"]
-        chunks_done = saved["chunks_done"]
-        log.info(f"[sample] resuming from checkpoint #{seq}: {ens.sweeps_done} sweeps done, "
-                 f"{chunks_done} chunks written")
     else:
         if resume:
             log.info("[sample] nothing to resume; starting from scratch")
-        ckpts.clear()
-        seq, buf, chunks_done = -1, ChunkBuffer(), 0
+        for L in cfg.sample.sizes:
+            RankCheckpoints(out / schema.CHECKPOINT_DIR, _ckpt_name(cfg, L), comms.world).clear()
         h5 = open_output(final, comms.world, "w")
-        _create_layout(h5, cfg, comms, layout)
+        _create_file(h5, cfg, comms)
+    for L in cfg.sample.sizes:
+        g = schema.size_group(L)
+        if h5.attrs(g).get(GROUP_ATTR_DONE, False):
+            continue
+        _sample_size(size_config(cfg, L), cfg, comms, stop, h5, resume and partial_exists, device)
+    h5.close(complete=True)
+    for L in cfg.sample.sizes:
+        RankCheckpoints(out / schema.CHECKPOINT_DIR, _ckpt_name(cfg, L), comms.world).clear()
+    log.info(f"[sample] wrote {final}")
+    if comms.is_root:
+        for L in cfg.sample.sizes:
+            _print_summary(final, schema.size_group(L))
+
+
+GROUP_ATTR_DONE = "size_complete"
+
+
+def _ckpt_name(cfg, L: int) -> str:
+    return "sample" if L == cfg.sample.L else f"sample_L{L}"
+
+
+def _sample_size(cfg, main_cfg, comms, stop, h5, resume: bool, device) -> None:
+    """Thermalize and sample one lattice size into group ``/L<size>`` (collective)."""
+    from ..mc.ensemble import Ensemble  # torch-heavy; imported when the stage runs
+
+    layout = SizeLayout.from_config(cfg)
+    ckpts = RankCheckpoints(cfg.output_dir / schema.CHECKPOINT_DIR,
+                            _ckpt_name(main_cfg, layout.L), comms.world)
+    ens = Ensemble(cfg, comms, device)
+    state = ckpts.load_latest() if resume else None
+    if state is not None:
+        seq, saved = state
+        ens.load_state_dict(saved["ensemble"])
+        buf = saved["buffer"]
+        chunks_done = saved["chunks_done"]
+        log.info(f"[sample] L={layout.L}: resuming from checkpoint #{seq}: {ens.sweeps_done} "
+                 f"sweeps done, {chunks_done} chunks written")
+    else:
+        seq, buf, chunks_done = -1, ChunkBuffer(), 0
     s = cfg.sample
     g = schema.size_group(layout.L)
     total = s.thermalize + s.samples * s.thin
-    progress = Progress("sample", total, "sweeps", cfg.run.progress_seconds,
+    progress = Progress(f"sample L={layout.L}", total, "sweeps", cfg.run.progress_seconds,
                         active=comms.is_root, start=ens.sweeps_done)
     chunk_starts = list(range(0, s.samples, s.chunk))
 
@@ -91,7 +131,8 @@ def run_sample(cfg, comms, stop, resume: bool, device) -> None:
             checkpoint()
             h5.close(complete=False)
             raise StoppedBySignal(f"sample stage stopped by signal after {ens.sweeps_done} "
-                                  f"sweeps; checkpoint saved in {ckpts.root}; rerun with --resume")
+                                  f"sweeps at L={layout.L}; checkpoint saved in {ckpts.root}; "
+                                  f"rerun with --resume")
 
     # thermalization, in blocks so a stop signal is seen and the stage can be resumed
     block = max(1, s.thin)
@@ -117,12 +158,9 @@ def run_sample(cfg, comms, stop, resume: bool, device) -> None:
         checkpoint()
     progress.update(ens.sweeps_done, force=True)
     _finish_group(h5, g, ens, comms)
-    h5.close(complete=True)
-    ckpts.comm.Barrier()
-    ckpts.clear()
-    log.info(f"[sample] wrote {final}")
-    if comms.is_root:
-        _print_summary(final, g)
+    h5.set_attrs(g, {GROUP_ATTR_DONE: True})
+    h5.flush()
+    checkpoint()
 
 
 def _print_summary(path, g: str) -> None:
@@ -134,10 +172,17 @@ def _print_summary(path, g: str) -> None:
     log.info(f"[sample] {g} (jackknife errors in parentheses):\n" + format_table(header, rows))
 
 
-def _create_layout(h5, cfg, comms, layout: SizeLayout) -> None:
+def _create_file(h5, cfg, comms) -> None:
+    """Collective: provenance and the empty groups of every sampled size."""
     root = provenance(cfg, comms.size, "sample", commit=None if comms.is_root else "")
     root = comms.bcast_root(root)  # identical attribute values on every rank (collective)
     h5.set_attrs("/", root)
+    for L in cfg.sample.sizes:
+        size_cfg = size_config(cfg, L)
+        _create_layout(h5, size_cfg, comms, SizeLayout.from_config(size_cfg))
+
+
+def _create_layout(h5, cfg, comms, layout: SizeLayout) -> None:
     g = schema.size_group(layout.L)
     for name, (shape, dtype, chunks, axes) in layout.datasets().items():
         h5.create_dataset(f"{g}/{name}", shape, dtype, chunks=chunks,
@@ -152,7 +197,8 @@ def _create_layout(h5, cfg, comms, layout: SizeLayout) -> None:
              schema.GROUP_ATTR_CHUNKS_DONE: 0,
              "algorithm": s.algorithm, "thermalize": s.thermalize, "thin": s.thin,
              "samples_per_chain": s.samples, "chains": layout.chains,
-             "tempering": s.tempering.enabled, "ranks_per_replica": s.ranks_per_replica}
+             "tempering": s.tempering.enabled, "ranks_per_replica": s.ranks_per_replica,
+             "seed": cfg.run.seed, GROUP_ATTR_DONE: False}
     if m.name == "ising":
         attrs.update(J=m.J, h=m.h)
     elif m.name == "edwards_anderson":

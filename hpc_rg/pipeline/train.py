@@ -1,0 +1,152 @@
+"""The ``train`` stage: learn the L/2 -> L super-resolution from the Monte Carlo ensemble.
+
+Reads ``/L<sample.L>`` of ``samples.h5`` (each rank its own contiguous share; the last
+``validation_fraction`` of every chain is held out), fits the temperature flow from the
+``/L<sample.L/2>`` reference ensemble when it exists, trains a :class:`NetworkBank` with
+DeepSpeed, and writes ``model.pt`` (tensor-only, see :mod:`hpc_rg.superres.modelfile`).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+
+import numpy as np
+
+from ..config import resolved_blocking
+from ..errors import ConfigError, InputFileError
+from ..io import schema
+from ..io.provenance import provenance
+from .progress import Progress
+
+log = logging.getLogger("hpc_rg")
+
+
+def open_samples(cfg):
+    """``samples.h5`` of this run, read-only; a clear error when missing or unfinished."""
+    import h5py
+    path = cfg.output_dir / schema.SAMPLES_FILE
+    if not path.is_file():
+        partial = path.with_name(path.name + schema.PARTIAL_SUFFIX)
+        hint = "it is unfinished: rerun --stage sample --resume" if partial.exists() else \
+            "run --stage sample first"
+        raise InputFileError(f"{path}: no Monte Carlo ensemble ({hint})")
+    return h5py.File(path, "r")
+
+
+def size_group(f, L: int, path):
+    g = schema.size_group(L)
+    if g not in f:
+        raise InputFileError(f"{path}: has no group /{g}; sizes present: "
+                             f"{', '.join(sorted(f.keys()))}")
+    return f[g]
+
+
+def run_train(cfg, comms, stop, resume: bool, device) -> None:
+    """Train the network (collective over ``comms.world``)."""
+    import torch
+
+    from ..parallel.torch_dist import process_group
+    from ..rng import derive_seed
+    from ..superres.ensemble_io import grid, read_runs, split_runs, take_share, chain_length
+    from ..superres.ensemble_io import ensemble_size
+    from ..superres.modelfile import save_model
+    from ..superres.network import NetworkBank, NetworkSpec
+    from ..superres.rescaling import flow_to_meta, measure_flow
+    from ..superres.trainer import LoopState, Trainer, deepspeed_config
+
+    out = cfg.output_dir
+    final = out / schema.MODEL_FILE
+    if resume and final.exists():
+        log.info(f"[train] {final} exists; skipping (--resume)")
+        return
+    t, L = cfg.train, cfg.sample.L
+    blocking = resolved_blocking(cfg)
+    field = "phi4" if cfg.model.name == "phi4" else "spin"
+    rank, size = comms.rank, comms.size
+    with open_samples(cfg) as f:
+        g = size_group(f, L, f.filename)
+        N, S = ensemble_size(g), chain_length(g)
+        try:
+            train_runs, val_runs = split_runs(N, S, t.validation_fraction)
+        except ValueError as e:
+            raise ConfigError(f"{cfg.source}: {e}") from None
+        train_np = read_runs(g, take_share(train_runs, rank, size))
+        val_np = read_runs(g, take_share(val_runs, rank, size))
+        temps = grid(g)
+        flow = measure_flow(cfg, f, L, field, blocking, comms, device)
+    train_x = torch.from_numpy(train_np).to(device)
+    val_x = torch.from_numpy(val_np).to(device)
+    del train_np, val_np
+    n = cfg.train.network
+    spec = NetworkSpec(dims=cfg.model.dims, depth=n.depth, width=n.width, kernel=n.kernel,
+                       field=field, conditioned=n.conditioned,
+                       temperatures=tuple(float(x) for x in temps))
+    torch.manual_seed(derive_seed(cfg.run.seed, "network-init") >> 1)
+    log.info(f"[train] {N} samples x {len(temps)} temperatures at L={L} "
+             f"({sum(b - a for a, b in train_runs)} train / {sum(b - a for a, b in val_runs)} "
+             f"validation each), blocking {blocking}, "
+             f"{len(spec.temperatures) if not spec.conditioned else 1} network(s), "
+             f"{comms.size} data-parallel rank(s)")
+    ckpt_dir = out / schema.CHECKPOINT_DIR / "train"
+    ds_config = deepspeed_config(t, size)
+    _quiet_deepspeed(device)
+    with process_group(comms.world, "nccl" if device.type == "cuda" else "gloo",
+                       comms.local_rank) as holder:
+        import deepspeed
+        holder["bank"] = NetworkBank(spec).to(device)
+        try:
+            engine, optimizer, _, _ = deepspeed.initialize(
+                model=holder["bank"], model_parameters=holder["bank"].parameters(),
+                config=ds_config)
+        except (ValueError, AssertionError, KeyError, TypeError) as e:
+            raise ConfigError(f"{cfg.source}: train.deepspeed: DeepSpeed rejected the "
+                              f"configuration: {str(e).splitlines()[0][:200]}") from None
+        holder.update(engine=engine, optimizer=optimizer)
+        state = LoopState()
+        if resume and (ckpt_dir / "latest").exists():
+            _, client = engine.load_checkpoint(str(ckpt_dir))
+            state = LoopState(**client["loop"])
+            log.info(f"[train] resuming at step {state.steps} (epoch {state.epoch})")
+        trainer = Trainer(holder["bank"], train_x, val_x, cfg, blocking, comms, device,
+                          ckpt_dir, stop, progress=None)
+        trainer.progress = Progress("train", trainer.steps_per_epoch * t.epochs, "steps",
+                                    cfg.run.progress_seconds, active=comms.is_root,
+                                    start=state.steps)
+        state = trainer.run(engine, state)
+        if not state.best_state:
+            from ..superres.trainer import _cpu_state
+            state.best_state = _cpu_state(engine.module)
+        del engine, optimizer, trainer
+        holder["train_x"], holder["val_x"] = train_x, val_x
+        del train_x, val_x
+    gc.collect()
+    bank = NetworkBank(spec)
+    bank.load_state_dict(state.best_state)
+    meta = {"model": cfg.model.name, "dims": cfg.model.dims, "blocking": blocking,
+            "train_L": L, "field": field, "best_validation_loss": float(state.best_loss),
+            "best_epoch": int(state.best_epoch), "epochs_run": int(state.epoch),
+            "stopped_early": bool(state.stopped_early),
+            "history": [[float(v) for v in h] for h in state.history],
+            "flow": flow_to_meta(flow),
+            "provenance": _plain_provenance(cfg, comms)}
+    if comms.is_root:
+        out.mkdir(parents=True, exist_ok=True)
+        save_model(final, bank, meta)
+    comms.world.Barrier()
+    log.info(f"[train] wrote {final} (best validation loss {state.best_loss:.5f} at epoch "
+             f"{state.best_epoch}, {state.epoch} epochs)")
+
+
+def _plain_provenance(cfg, comms) -> dict:
+    p = provenance(cfg, comms.size, "train", commit=None if comms.is_root else "")
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in p.items()}
+
+
+def _quiet_deepspeed(device) -> None:
+    """CPU accelerator unless on GPU; DeepSpeed's INFO chatter off (warnings stay)."""
+    import os
+    if device.type != "cuda":
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    from deepspeed.utils import logger as ds_logger
+    ds_logger.setLevel(logging.WARNING)

@@ -1,0 +1,208 @@
+"""The ``upscale`` stage: apply the trained network repeatedly, L -> 2L -> ... -> target_L.
+
+The inputs are the size-L Monte Carlo configurations of ``samples.h5`` (EA: overlaps).
+Work is cut into fixed global batches of ``upscale.batch`` configurations of one
+temperature; batches are dealt to ranks in contiguous blocks and every batch goes
+through all levels on its rank's device, so memory per rank is bounded by one batch at
+the largest size (never by the ensemble). Each rank writes its own slices of every level
+``/L2L, /L4L, ...`` of ``upscaled.h5`` (mpio). Random numbers are keyed by (seed, level,
+global configuration id, site) and batch composition does not depend on the rank count,
+so 1 and N ranks write the same file content.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..errors import StoppedBySignal
+from ..io import schema
+from ..io.checkpoint import RankCheckpoints
+from ..io.provenance import provenance
+from ..io.writer import open_output
+from ..parallel.distribute import block_range
+from .progress import Progress
+from .train import open_samples, size_group
+
+log = logging.getLogger("hpc_rg")
+
+CONSISTENCY = "consistency"  # fraction of coarse sites with block(fine) == coarse
+NOMINAL = "nominal_temperatures"
+CHECKPOINT_EVERY = 8  # loop iterations (batches per rank) between checkpoints
+
+
+def levels_of(cfg) -> list[int]:
+    """Output sizes 2L, 4L, ..., target_L."""
+    L, target = cfg.sample.L, cfg.upscale.target_L or 4 * cfg.sample.L
+    out = []
+    while L < target:
+        L *= 2
+        out.append(L)
+    return out
+
+
+def run_upscale(cfg, comms, stop, resume: bool, device) -> None:
+    """Upscale the Monte Carlo ensemble (collective over ``comms.world``)."""
+    import torch
+
+    from ..rg.blocking import consistency
+    from ..superres import load
+    from ..superres.ensemble_io import ensemble_size, grid, read_runs
+    from ..superres.observables import observables
+
+    out = cfg.output_dir
+    final = out / schema.UPSCALED_FILE
+    if resume and final.exists():
+        log.info(f"[upscale] {final} is complete; skipping (--resume)")
+        return
+    model = load(out / schema.MODEL_FILE, device)
+    sizes = levels_of(cfg)
+    L0, dims, field = cfg.sample.L, cfg.model.dims, model.field
+    with open_samples(cfg) as f:
+        g0 = size_group(f, L0, f.filename)
+        N_all, temps = ensemble_size(g0), grid(g0)
+    N = min(cfg.upscale.samples or N_all, N_all)
+    n_T, B = len(temps), cfg.upscale.batch
+    per_T = -(-N // B)
+    my_batches = list(block_range(n_T * per_T, comms.size, comms.rank))
+    rounds = comms.world.allreduce(len(my_batches), op=_max())
+
+    ckpts = RankCheckpoints(out / schema.CHECKPOINT_DIR, "upscale", comms.world)
+    state = ckpts.load_latest() if resume else None
+    partial = comms.bcast_root(final.with_name(final.name + schema.PARTIAL_SUFFIX).exists())
+    if state is not None and partial:
+        seq, saved = state
+        done = saved["done"]
+        h5 = open_output(final, comms.world, "r+")
+        log.info(f"[upscale] resuming: {done}/{rounds} batch rounds done")
+    else:
+        ckpts.clear()
+        seq, done = -1, 0
+        h5 = open_output(final, comms.world, "w")
+        _create_file(h5, cfg, comms, model, sizes, temps, N)
+    conf_dtype = np.float32 if field == "phi4" else np.int8
+    blocking = "majority" if model.blocking == "overlap" else model.blocking
+    progress = Progress("upscale", rounds, "batches", cfg.run.progress_seconds,
+                        active=comms.is_root, start=done)
+    seed = cfg.run.seed
+    with open_samples(cfg) as f:
+        g0 = f[schema.size_group(L0)]
+        for r in range(done, rounds):
+            if r < len(my_batches):
+                j = my_batches[r]
+                k, a = divmod(j, per_T)
+                a *= B
+                b = min(a + B, N)
+                x = torch.from_numpy(read_runs(g0, [(a, b)])[k]).to(device)
+                ids = torch.arange(a, b) + k * N
+                for level, Lp in enumerate(sizes, start=1):
+                    t_out = None
+                    if model.spec.conditioned:
+                        t_out = model.effective_temperature(k, level, cfg.upscale.rescale_temperature)
+                        t_out = model.temperatures[k] if t_out != t_out else t_out
+                    y = model.step(x, k, level, seed, ids, t_out)
+                    agree = consistency(x, y, blocking, dims, atol=1e-5 if field == "phi4" else 0.0)
+                    obs = observables(y, field, dims)
+                    grp = schema.size_group(Lp)
+                    sel = (k, slice(a, b))
+                    _put(h5, f"{grp}/{schema.CONFIGS}", sel, y.cpu().numpy().astype(conf_dtype))
+                    _put(h5, f"{grp}/{CONSISTENCY}", sel, agree.cpu().numpy())
+                    for name, values in _scalars(obs, field, cfg).items():
+                        _put(h5, f"{grp}/{name}", sel, values.cpu().numpy())
+                    x = y
+            if (r + 1) % CHECKPOINT_EVERY == 0 or stop.requested(comms):
+                h5.flush()
+                seq += 1
+                ckpts.save(seq, {"done": r + 1})
+                if stop.requested(comms):
+                    h5.close(complete=False)
+                    raise StoppedBySignal(f"upscale stage stopped by signal after {r + 1}/"
+                                          f"{rounds} batch rounds; rerun with --resume")
+            progress.update(r + 1)
+    h5.close(complete=True)
+    ckpts.comm.Barrier()
+    ckpts.clear()
+    log.info(f"[upscale] wrote {final}")
+    if comms.is_root:
+        _print_summary(final, sizes)
+
+
+def _scalars(obs: dict, field: str, cfg) -> dict:
+    """Per-configuration scalars stored per level (names from the HDF5 contract)."""
+    if field == "phi4":
+        return {schema.PHI_MEAN: obs["phi"], schema.PHI2_MEAN: obs["phi2"],
+                schema.MAGNETIZATION: obs["phi"]}
+    if cfg.model.name == "edwards_anderson":
+        return {schema.OVERLAP: obs["m"], schema.LINK_OVERLAP: -obs["e_nn"] / cfg.model.dims}
+    m = cfg.model
+    return {schema.MAGNETIZATION: obs["m"], schema.ENERGY: m.J * obs["e_nn"] - m.h * obs["m"]}
+
+
+def _create_file(h5, cfg, comms, model, sizes, temps, N) -> None:
+    """Collective: provenance, one group per level with datasets and temperatures."""
+    root = provenance(cfg, comms.size, "upscale", commit=None if comms.is_root else "")
+    root = comms.bcast_root(root)
+    h5.set_attrs("/", root)
+    field = model.field
+    dtype = np.float32 if field == "phi4" else np.int8
+    n_T = len(temps)
+    names = list(_scalars({"m": 0, "e_nn": 0, "phi": 0, "phi2": 0}, field, cfg))
+    flow_attrs = model.flow.to_attrs() if model.flow is not None else {}
+    for level, Lp in enumerate(sizes, start=1):
+        g = schema.size_group(Lp)
+        lat = (Lp,) * cfg.model.dims
+        axes = ",".join(schema.CLEAN_AXES)
+        h5.create_dataset(f"{g}/{schema.CONFIGS}", (n_T, N) + lat, dtype,
+                          chunks=(1, 1) + lat,
+                          attrs={schema.DATASET_ATTR_AXES: axes + "," + ",".join("xyz"[:len(lat)])})
+        for name in names + [CONSISTENCY]:
+            h5.create_dataset(f"{g}/{name}", (n_T, N), np.float64,
+                              attrs={schema.DATASET_ATTR_AXES: axes})
+        eff = np.array([model.effective_temperature(k, level, cfg.upscale.rescale_temperature)
+                        for k in range(n_T)])
+        grid_name = schema.COUPLINGS if field == "phi4" else schema.TEMPERATURES
+        h5.create_dataset(f"{g}/{grid_name}", (n_T,), np.float64)
+        h5.create_dataset(f"{g}/{NOMINAL}", (n_T,), np.float64)
+        if comms.is_root:
+            _put(h5, f"{g}/{grid_name}", (), eff)
+            _put(h5, f"{g}/{NOMINAL}", (), np.asarray(temps, dtype=np.float64))
+        attrs = {schema.GROUP_ATTR_MODEL: cfg.model.name, schema.GROUP_ATTR_DIMS: cfg.model.dims,
+                 schema.GROUP_ATTR_L: Lp, schema.GROUP_ATTR_SOURCE: "superres",
+                 "level": level, "input_L": cfg.sample.L, "train_L": model.meta.get("train_L"),
+                 "blocking": model.blocking or "", "rescaled": bool(
+                     cfg.upscale.rescale_temperature and model.flow is not None),
+                 "overlap_configs": cfg.model.name == "edwards_anderson"}
+        attrs.update(flow_attrs)
+        h5.set_attrs(g, attrs)
+
+
+def _put(h5, name, sel, data):
+    h5.own(name, sel)
+    h5.write(name, sel, data)
+
+
+def _max():
+    from mpi4py import MPI
+    return MPI.MAX
+
+
+def _print_summary(path, sizes) -> None:
+    import h5py
+    lines = []
+    with h5py.File(path, "r") as f:
+        for Lp in sizes:
+            g = f[schema.size_group(Lp)]
+            grid_name = schema.COUPLINGS if schema.COUPLINGS in g else schema.TEMPERATURES
+            eff, nominal = g[grid_name][()], g[NOMINAL][()]
+            first = schema.OVERLAP if schema.OVERLAP in g else schema.MAGNETIZATION
+            m = np.abs(g[first][()])
+            cons = g[CONSISTENCY][()]
+            e = g[schema.ENERGY][()] if schema.ENERGY in g else None
+            for k in range(len(eff)):
+                row = (f"L={Lp:<5d} T_in={nominal[k]:<9.5f} T_eff={eff[k]:<9.5f} "
+                       f"<|{'q' if first == schema.OVERLAP else 'm'}|>={m[k].mean():.4f}")
+                if e is not None:
+                    row += f" <e>={e[k].mean():.4f}"
+                lines.append(row + f" consistency={cons[k].mean():.4f}")
+    log.info("[upscale] levels:\n" + "\n".join(lines))

@@ -1,0 +1,1 @@
+"""Real-space renormalization-group transforms (blocking) and the temperature flow."""
