@@ -63,9 +63,9 @@ def test_dry_run_and_default_config(tmp_path):
 
 
 def test_unbuilt_stage_is_a_clear_error(write_yaml, tmp_path):
-    r = run_hpc_rg([deck(write_yaml, tmp_path / "o"), "--stage", "train"])
+    r = run_hpc_rg([deck(write_yaml, tmp_path / "o"), "--stage", "analyze"])
     assert r.returncode == 2
-    assert "stage 'train' is not built" in r.stderr and "Traceback" not in r.stderr
+    assert "stage 'analyze' is not built" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_check_reports_environment():

@@ -14,16 +14,23 @@ Fitting ``f`` (:func:`fit_flow`)
 Inputs are observable means on temperature grids: ``O_MC(T_j)`` of L/2 Monte Carlo and
 ``O_DS(T_i)`` of blocked L Monte Carlo. For each observable and grid point i,
 ``T~_i`` solves ``O_MC(T~) = O_DS(T_i)`` by piecewise-linear interpolation of the
-MC curve, restricted to its longest strictly monotone subsequence (so noisy plateaus,
-e.g. <|m|> near 1 at low T, cannot make the inversion ambiguous). Values of ``O_DS``
-outside the range of the MC curve give no estimate (NaN) for that observable.
+MC curve after a weighted isotonic regression (pool-adjacent-violators; each pooled block
+becomes one point at its mean temperature), so that noisy plateaus, e.g. <|m|> near 1 at
+low T, are averaged into a strictly monotone curve instead of making the inversion
+ambiguous. The direction (increasing or decreasing) is the sign of a straight-line fit.
+Values of ``O_DS`` outside the range of the MC curve (shrunk by ``edge_sigma`` errors)
+give no estimate (NaN) for that observable.
 
 Several observables are combined by linearised least squares in ``T~``, i.e. the
-inverse-variance weighted mean of the per-observable ``T~`` with the linearly
-propagated ``var(T~) = (sigma_DS^2 + (1-u)^2 sigma_MC,k^2 + u^2 sigma_MC,k+1^2) /
-(dO_MC/dT)^2`` (T~ in the segment ``[T_k, T_k+1]`` at fraction u; MC points at different
-temperatures taken as independent), and ``sigma_f = (sum_o 1/var_o)^(-1/2)``. Observables with a flat MC curve are thereby
-down-weighted automatically (this is the "fall back to the steeper observable" rule).
+inverse-variance weighted mean of the per-observable ``T~`` with the linearly propagated
+
+    var(T~) = (sigma_DS^2 + (1-u)^2 sigma_MC,k^2 + u^2 sigma_MC,k+1^2) / (dO_MC/dT)^2
+
+(T~ in the segment ``[T_k, T_k+1]`` of the monotone curve at fraction u; MC points at
+different temperatures taken as independent; ``dO_MC/dT`` is the secant over the three
+segments around the match, so that a steep step made by noise does not claim a small
+error), and ``sigma_f = (sum_o 1/var_o)^(-1/2)``. Observables with a flat MC curve are
+thereby down-weighted automatically (the "fall back to the steeper observable" rule).
 Without errors the weights are ``(dO_MC/dT)^2`` (equal absolute errors assumed) and
 ``f_err`` is NaN. Correlations between observables measured on the same configurations
 are ignored (``f_err`` is then somewhat optimistic); the interpolation error of the MC
@@ -147,7 +154,8 @@ class TemperatureFlow:
         if v.sum() < 2:
             raise ValueError("TemperatureFlow: need at least two valid points")
         if not np.all(np.isfinite(f[v])) or np.any(np.diff(f[v]) <= 0):
-            raise ValueError("TemperatureFlow: f must be finite and strictly increasing over the valid points")
+            raise ValueError("TemperatureFlow: f must be finite and strictly increasing "
+                             "over the valid points")
         obs = tuple(str(o) for o in self.observables)
         if any("," in o for o in obs):
             raise ValueError("TemperatureFlow: observable names must not contain commas")
@@ -228,13 +236,14 @@ class TemperatureFlow:
 
     def fixed_point(self) -> float:
         """Temperature where ``f(T) = T`` (the finite-size estimate of T_c), by linear
-        interpolation of ``f(T_i) - T_i`` between the valid points where it changes sign.
-        Raises ValueError if the grid does not bracket it."""
+        interpolation of ``f(T_i) - T_i`` between the valid points where it first changes
+        sign from - to +. Raises ValueError if the grid does not bracket it."""
         Tv, fv = self.T[self.valid], self.f[self.valid]
         d = fv - Tv
         idx = np.flatnonzero((d[:-1] <= 0) & (d[1:] > 0))
         if idx.size == 0:
-            raise ValueError("TemperatureFlow.fixed_point: f(T) - T does not change sign from - to + on the grid")
+            raise ValueError("TemperatureFlow.fixed_point: f(T) - T does not change sign "
+                             "from - to + on the grid")
         k = int(idx[0])
         if d[k] == 0:
             return float(Tv[k])
@@ -266,13 +275,31 @@ class TemperatureFlow:
 # fitting
 # ----------------------------------------------------------------------------------------
 
-def _invert_curve(T, O, E, target, target_err):
-    """Solve ``O(T~) = target`` on the monotone part of the curve ``(T, O)``.
+def _isotonic(T: np.ndarray, y: np.ndarray, E: np.ndarray):
+    """Weighted isotonic (increasing) regression of ``y(T)`` by pool-adjacent-violators.
 
-    Returns ``(T~, var(T~) or NaN, weight-without-errors)`` arrays like ``target``;
-    NaN where ``target`` is outside the curve's range.
+    Each pooled block becomes one point at its weighted-mean temperature, so the result
+    ``(T_b, y_b, E_b)`` is strictly increasing in both T and y. Weights ``1/E^2`` if all
+    errors are positive, else equal; ``E_b`` is the propagated error of the block mean.
     """
-    ok = np.isfinite(T) & np.isfinite(O)
+    w = 1.0 / E**2 if np.all(E > 0) else np.ones_like(y)
+    blocks: list[list[float]] = []  # [sum w, sum w y, sum w T, sum w^2 E^2]
+    for wi, yi, ti, ei in zip(w, y, T, E):
+        blocks.append([wi, wi * yi, wi * ti, wi * wi * ei * ei])
+        while len(blocks) > 1 and blocks[-2][1] / blocks[-2][0] >= blocks[-1][1] / blocks[-1][0]:
+            last = blocks.pop()
+            blocks[-1] = [a + b for a, b in zip(blocks[-1], last)]
+    b = np.array(blocks)
+    return b[:, 2] / b[:, 0], b[:, 1] / b[:, 0], np.sqrt(b[:, 3]) / b[:, 0]
+
+
+def _invert_curve(T, O, E, target, target_err, edge_sigma: float):
+    """Solve ``O(T~) = target`` on the monotone (isotonic) fit of the curve ``(T, O)``.
+
+    Returns ``(T~, var(T~), (dO/dT)^2)`` arrays like ``target``; NaN where ``target``
+    is outside the curve's range shrunk by ``edge_sigma`` combined errors at each end.
+    """
+    ok = np.isfinite(T) & np.isfinite(O) & np.isfinite(E)
     T, O, E = T[ok], O[ok], E[ok]
     nan = np.full(target.shape, np.nan)
     if T.size < 2:
@@ -280,15 +307,20 @@ def _invert_curve(T, O, E, target, target_err):
     order = np.argsort(T)
     T, O, E = T[order], O[order], E[order]
     sgn = 1.0 if np.polyfit(T, O, 1)[0] >= 0 else -1.0
-    keep = _longest_increasing(sgn * O)
-    if keep.sum() < 2:
+    T, x, E = _isotonic(T, sgn * O, E)
+    if T.size < 2:
         return nan, nan, nan
-    T, x, E = T[keep], sgn * O[keep], E[keep]
     y = sgn * target
-    inside = np.isfinite(y) & (y >= x[0]) & (y <= x[-1])
+    lo = x[0] + edge_sigma * np.sqrt(target_err**2 + E[0] ** 2)
+    hi = x[-1] - edge_sigma * np.sqrt(target_err**2 + E[-1] ** 2)
+    inside = np.isfinite(y) & (y >= lo) & (y <= hi)
     k, frac = _segment(x, np.where(inside, y, x[0]))
     Tt = T[k] + frac * (T[k + 1] - T[k])
-    slope = (x[k + 1] - x[k]) / (T[k + 1] - T[k])  # > 0, in units of sgn*O per T
+    # slope for the error: secant over three segments around the match (k-1 .. k+2), equal
+    # to the local slope up to O(h^2) where the curve is resolved, but not inflated by
+    # noise where it is not (a steep noisy step would claim a too small error)
+    a, b = np.maximum(k - 1, 0), np.minimum(k + 2, x.size - 1)
+    slope = (x[b] - x[a]) / (T[b] - T[a])  # > 0, in units of sgn*O per T
     # linear propagation through T~ = T_k + h (y - x_k) / (x_{k+1} - x_k)
     var = (target_err**2 + ((1 - frac) * E[k]) ** 2 + (frac * E[k + 1]) ** 2) / slope**2
     return (np.where(inside, Tt, np.nan), np.where(inside, var, np.nan),
@@ -298,7 +330,8 @@ def _invert_curve(T, O, E, target, target_err):
 def fit_flow(T_grid, mc_small: Mapping[str, object], blocked: Mapping[str, object],
              mc_errors: Mapping[str, object] | None = None,
              blocked_errors: Mapping[str, object] | None = None,
-             T_small=None, observables=None, max_err: float | None = None) -> TemperatureFlow:
+             T_small=None, observables=None, max_err: float | None = None,
+             edge_sigma: float = 2.0) -> TemperatureFlow:
     """Fit the flow ``f(T_i)`` by matching blocked observables to the small-lattice MC curves.
 
     Parameters
@@ -314,7 +347,9 @@ def fit_flow(T_grid, mc_small: Mapping[str, object], blocked: Mapping[str, objec
     blocked : {name: array (n,)}
         Means of the same observables on the blocked (L -> L/2) configurations at ``T_i``.
     mc_errors, blocked_errors : same keys, optional
-        Standard errors (missing ones count as 0). Used for weights and ``f_err``.
+        Standard errors, used for weights and ``f_err``. A key missing from one mapping
+        counts as zero error; an observable missing from both (while the other
+        observables have errors) is treated as exact and overrides them.
     T_small : array_like, shape (m,), optional
         Temperature grid of ``mc_small`` if it differs from ``T_grid``.
     observables : sequence of str, optional
@@ -322,6 +357,11 @@ def fit_flow(T_grid, mc_small: Mapping[str, object], blocked: Mapping[str, objec
     max_err : float, optional
         Discard grid points with ``f_err > max_err`` (units of T), e.g. where only a flat
         observable is left near the ends of the grid.
+    edge_sigma : float
+        With errors, a blocked value is only matched if it lies at least ``edge_sigma``
+        combined standard errors inside the range of the small-lattice curve: a value
+        whose true match lies just beyond the grid would otherwise be pulled onto the
+        grid's end with an error bar that does not cover the truth.
 
     Returns
     -------
@@ -352,7 +392,7 @@ def fit_flow(T_grid, mc_small: Mapping[str, object], blocked: Mapping[str, objec
             np.asarray(blocked_errors[name], dtype=np.float64).ravel()
         if E.shape != O.shape or BE.shape != B.shape:
             raise ValueError(f"fit_flow: {name!r}: error arrays must match the means' shapes")
-        t, v, w = _invert_curve(Ts, O, E, B[order], BE[order])
+        t, v, w = _invert_curve(Ts, O, E, B[order], BE[order], float(edge_sigma))
         est.append(t)
         var.append(v)
         w0.append(w)

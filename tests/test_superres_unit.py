@@ -1,0 +1,156 @@
+"""Unit tests of the super-resolution pieces: network, losses, model file, RNG, data split."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from hpc_rg.errors import InputFileError
+from hpc_rg.superres import SuperResolver
+from hpc_rg.superres.ensemble_io import split_runs, take_share
+from hpc_rg.superres.loss import gaussian_loss, nn_energy, spin_loss
+from hpc_rg.superres.modelfile import load_model, save_model
+from hpc_rg.superres.network import NetworkBank, NetworkSpec, SuperResolutionCNN, upsample
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("field", ["spin", "phi4"])
+def test_network_doubles_any_size(dims, field):
+    net = SuperResolutionCNN(dims, depth=2, width=4, kernel=3, field=field, conditioned=False)
+    for L in (4, 8):
+        x = torch.randn((3,) + (L,) * dims)
+        out = net(x)
+        assert out.shape == (3, 2 if field == "phi4" else 1) + (2 * L,) * dims
+
+
+def test_untrained_network_copies_the_coarse_configuration():
+    """The skip path: zero convolution weights -> logits = upsampled input."""
+    net = SuperResolutionCNN(2, depth=2, width=4, kernel=3, field="spin", conditioned=False)
+    for p in net.body.parameters():
+        torch.nn.init.zeros_(p)
+    x = torch.randint(0, 2, (2, 4, 4)).float() * 2 - 1
+    assert torch.equal(net(x)[:, 0], upsample(x, 2))
+
+
+def test_convolutions_are_periodic():
+    """Shifting the input by one coarse site shifts the output by two fine sites."""
+    torch.manual_seed(0)
+    net = SuperResolutionCNN(2, depth=3, width=4, kernel=3, field="spin", conditioned=False)
+    x = torch.randint(0, 2, (1, 8, 8)).float() * 2 - 1
+    a = net(torch.roll(x, 1, dims=1))
+    b = torch.roll(net(x), 2, dims=2)
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_bank_one_network_per_temperature_or_conditioned():
+    spec = NetworkSpec(dims=2, depth=2, width=4, temperatures=(2.0, 2.5, 3.0))
+    assert len(NetworkBank(spec).nets) == 3
+    cond = NetworkBank(NetworkSpec(dims=2, depth=2, width=4, conditioned=True,
+                                   temperatures=(2.0, 2.5, 3.0)))
+    assert len(cond.nets) == 1
+    x = torch.randn(3, 5, 4, 4)
+    out = cond(x)
+    assert out.shape == (3, 5, 1, 8, 8)
+    # conditioning differs between temperatures for the same input
+    assert not torch.allclose(cond.forward_one(0, x[0]), cond.forward_one(2, x[0]))
+
+
+def test_spin_loss_is_cross_entropy_and_energy_term():
+    target = torch.tensor([[[1.0, -1.0], [-1.0, 1.0]]])
+    logit = torch.zeros(1, 1, 2, 2)
+    assert spin_loss(logit, target, 2).item() == pytest.approx(np.log(2))
+    # perfectly confident and right: BCE ~ 0, energy term ~ 0
+    sure = (target * 30).unsqueeze(1)
+    assert spin_loss(sure, target, 2, energy_weight=10.0).item() < 1e-10
+    # energy: checkerboard on a 2x2 periodic lattice: every bond antiparallel -> e = +2
+    assert nn_energy(target, 2).item() == pytest.approx(2.0)
+    # p = 1/2 everywhere: <s> = 0, energy 0, term = gamma * (2 - 0)^2
+    assert spin_loss(logit, target, 2, energy_weight=0.5).item() == pytest.approx(
+        np.log(2) + 0.5 * 4.0)
+
+
+def test_gaussian_loss_minimum_at_true_scale():
+    torch.manual_seed(1)
+    target = torch.randn(4000) * 0.7
+    losses = {}
+    for s in (0.5, 0.7, 1.0):
+        out = torch.stack([torch.zeros(4000), torch.full((4000,), np.log(s))]).T.reshape(4000, 2)
+        losses[s] = gaussian_loss(out.unsqueeze(-1), target.unsqueeze(-1)).item()
+    assert losses[0.7] < losses[0.5] and losses[0.7] < losses[1.0]
+
+
+def _bank():
+    torch.manual_seed(3)
+    return NetworkBank(NetworkSpec(dims=2, depth=2, width=4, temperatures=(2.0, 3.0)))
+
+
+def test_model_file_round_trip(tmp_path):
+    bank = _bank()
+    save_model(tmp_path / "model.pt", bank, {"blocking": "majority", "train_L": 8,
+                                             "flow": None, "history": [[0, 0.5, 0.4]]})
+    loaded, meta = load_model(tmp_path / "model.pt")
+    assert meta["blocking"] == "majority" and meta["spec"]["temperatures"] == [2.0, 3.0]
+    for (k, a), (_, b) in zip(bank.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert not (tmp_path / "model.pt.partial").exists()
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_model_file_with_code_is_refused(tmp_path):
+    """weights_only=True: a pickled callable is not executed, the file is rejected."""
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "hpc_rg.superres", "version": 1, "meta": {"x": _Evil()},
+                "state_dict": {}}, path)
+    with pytest.raises(InputFileError, match="not a readable hpc_rg model file"):
+        load_model(path)
+    (tmp_path / "junk.pt").write_bytes(pickle.dumps({"a": 1}) + b"garbage")
+    with pytest.raises(InputFileError):
+        load_model(tmp_path / "junk.pt")
+    with pytest.raises(InputFileError, match="no such model file"):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_upscale_output_independent_of_batching():
+    """Per-configuration random streams: one batch of 6 == batches of 2 + 4 (ids kept)."""
+    sr = SuperResolver(_bank(), {"blocking": "majority", "flow": None})
+    x = torch.randint(0, 2, (6, 8, 8)).float() * 2 - 1
+    ids = torch.arange(100, 106)
+    whole = sr.step(x, 1, 1, seed=9, ids=ids)
+    parts = torch.cat([sr.step(x[:2], 1, 1, seed=9, ids=ids[:2]),
+                       sr.step(x[2:], 1, 1, seed=9, ids=ids[2:])])
+    assert torch.equal(whole, parts)
+    assert set(whole.unique().tolist()) <= {-1.0, 1.0}
+    other = sr.step(x, 1, 1, seed=10, ids=ids)
+    assert not torch.equal(whole, other)
+    chain = sr.upscale(x, 0, levels=2, seed=9, ids=ids)
+    assert [c.shape[-1] for c in chain] == [16, 32]
+
+
+def test_bernoulli_output_frequencies_match_probabilities():
+    """Sampled spins follow sigmoid(logit): fraction of +1 within 4 sigma."""
+    bank = _bank()
+    for p in bank.parameters():
+        torch.nn.init.zeros_(p)
+    with torch.no_grad():
+        bank.nets[0].body[-1].bias.fill_(0.8)  # logit = 0.8 + skip * 0 (skip zeroed)
+    sr = SuperResolver(bank, {"blocking": "majority", "flow": None})
+    y = sr.step(torch.ones(64, 16, 16), 0, 1, seed=1, ids=torch.arange(64))
+    frac = (y > 0).double().mean().item()
+    p = 1 / (1 + np.exp(-0.8))
+    n = y.numel()
+    assert abs(frac - p) < 4 * np.sqrt(p * (1 - p) / n)
+
+
+def test_time_split_and_shares():
+    train, val = split_runs(N=20, samples_per_chain=10, validation_fraction=0.2)
+    assert train == [(0, 8), (10, 18)] and val == [(8, 10), (18, 20)]
+    shares = [take_share(train, r, 3) for r in range(3)]
+    flat = [i for s in shares for a, b in s for i in range(a, b)]
+    assert flat == list(range(0, 8)) + list(range(10, 18))
+    with pytest.raises(ValueError):
+        split_runs(10, 1, 0.5)
