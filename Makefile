@@ -6,7 +6,9 @@ CONFIG ?= inputs/quickstart.yaml
 PY := .venv/bin/python
 # OpenMPI as root on a workstation/container, oversubscribing small machines, local traffic only
 MPIENV := OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
-          OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
+          OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1 \
+          OMPI_MCA_btl=self,vader OMPI_MCA_oob_tcp_if_include=lo GLOO_SOCKET_IFNAME=lo \
+          DS_ACCELERATOR=cpu
 
 .PHONY: install quickstart run test test-slow bench clean
 install:
