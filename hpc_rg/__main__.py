@@ -70,7 +70,7 @@ def _prepare(args, config_path, world):
     from .pipeline.driver import check_output_state, stages_for
 
     cfg = load_config(config_path, args.overrides, world_size=world.Get_size())
-    stages = stages_for(args.stage)
+    stages = stages_for(args.stage, cfg)
     problem = None
     if world.Get_rank() == 0:
         try:

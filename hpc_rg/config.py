@@ -197,6 +197,8 @@ class Config:
     upscale: UpscaleConfig = field(default_factory=UpscaleConfig)
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
     source: str = "<memory>"
+    #: sections written in the deck; ``--stage all`` runs sample plus the stages given
+    present: tuple[str, ...] = ()
 
     @property
     def output_dir(self) -> Path:
@@ -210,6 +212,7 @@ class Config:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d.pop("source")
+        d.pop("present")
         return d
 
     def to_yaml(self) -> str:
@@ -325,7 +328,7 @@ def _build_config(raw: dict, where: str, problems: list[str]) -> Config | None:
             sections[name] = built
     if problems:
         return None
-    return Config(**sections, source=where)
+    return Config(**sections, source=where, present=tuple(raw))
 
 
 def _build(cls, data: dict, prefix: str, problems: list[str], allowed=None):

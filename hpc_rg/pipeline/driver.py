@@ -17,8 +17,12 @@ STAGE_FILES = {"sample": schema.SAMPLES_FILE, "upscale": schema.UPSCALED_FILE,
 BUILT = ("sample", "train", "upscale")
 
 
-def stages_for(request: str) -> tuple[str, ...]:
-    return STAGES if request == "all" else (request,)
+def stages_for(request: str, cfg=None) -> tuple[str, ...]:
+    """``all``: sample, then each later stage whose section the deck has (in order)."""
+    if request != "all":
+        return (request,)
+    present = cfg.present if cfg is not None else STAGES
+    return tuple(s for s in STAGES if s == "sample" or s in present)
 
 
 def check_output_state(cfg, stages, resume: bool) -> None:

@@ -129,6 +129,7 @@ def run_train(cfg, comms, stop, resume: bool, device) -> None:
             "stopped_early": bool(state.stopped_early),
             "history": [[float(v) for v in h] for h in state.history],
             "flow": flow_to_meta(flow),
+            "exact_flow": _exact_flow(cfg, blocking),
             "provenance": _plain_provenance(cfg, comms)}
     if comms.is_root:
         out.mkdir(parents=True, exist_ok=True)
@@ -136,6 +137,14 @@ def run_train(cfg, comms, stop, resume: bool, device) -> None:
     comms.world.Barrier()
     log.info(f"[train] wrote {final} (best validation loss {state.best_loss:.5f} at epoch "
              f"{state.best_epoch}, {state.epoch} epochs)")
+
+
+def _exact_flow(cfg, blocking: str):
+    """The 1D Ising decimation flow is known exactly (Efthymiou eq. 5)."""
+    m = cfg.model
+    if m.name == "ising" and m.dims == 1 and blocking == "decimation" and m.h == 0:
+        return {"name": "ising1d_decimation", "J": float(m.J)}
+    return None
 
 
 def _plain_provenance(cfg, comms) -> dict:

@@ -86,6 +86,7 @@ def run_upscale(cfg, comms, stop, resume: bool, device) -> None:
     progress = Progress("upscale", rounds, "batches", cfg.run.progress_seconds,
                         active=comms.is_root, start=done)
     seed = cfg.run.seed
+    rescale = cfg.upscale.rescale_temperature
     with open_samples(cfg) as f:
         g0 = f[schema.size_group(L0)]
         for r in range(done, rounds):
@@ -97,11 +98,8 @@ def run_upscale(cfg, comms, stop, resume: bool, device) -> None:
                 x = torch.from_numpy(read_runs(g0, [(a, b)])[k]).to(device)
                 ids = torch.arange(a, b) + k * N
                 for level, Lp in enumerate(sizes, start=1):
-                    t_out = None
-                    if model.spec.conditioned:
-                        t_out = model.effective_temperature(k, level, cfg.upscale.rescale_temperature)
-                        t_out = model.temperatures[k] if t_out != t_out else t_out
-                    y = model.step(x, k, level, seed, ids, t_out)
+                    net, t_out, _ = model.network_for(k, level, rescale)
+                    y = model.step(x, net, level, seed, ids, t_out)
                     agree = consistency(x, y, blocking, dims, atol=1e-5 if field == "phi4" else 0.0)
                     obs = observables(y, field, dims)
                     grp = schema.size_group(Lp)
@@ -159,8 +157,11 @@ def _create_file(h5, cfg, comms, model, sizes, temps, N) -> None:
         for name in names + [CONSISTENCY]:
             h5.create_dataset(f"{g}/{name}", (n_T, N), np.float64,
                               attrs={schema.DATASET_ATTR_AXES: axes})
-        eff = np.array([model.effective_temperature(k, level, cfg.upscale.rescale_temperature)
-                        for k in range(n_T)])
+        choice = [model.network_for(k, level, cfg.upscale.rescale_temperature)
+                  for k in range(n_T)]
+        eff = np.array([c[2] for c in choice])
+        net_T = np.array([c[1] if c[1] is not None else model.temperatures[c[0]]
+                          for c in choice])
         grid_name = schema.COUPLINGS if field == "phi4" else schema.TEMPERATURES
         h5.create_dataset(f"{g}/{grid_name}", (n_T,), np.float64)
         h5.create_dataset(f"{g}/{NOMINAL}", (n_T,), np.float64)
@@ -171,8 +172,9 @@ def _create_file(h5, cfg, comms, model, sizes, temps, N) -> None:
                  schema.GROUP_ATTR_L: Lp, schema.GROUP_ATTR_SOURCE: "superres",
                  "level": level, "input_L": cfg.sample.L, "train_L": model.meta.get("train_L"),
                  "blocking": model.blocking or "", "rescaled": bool(
-                     cfg.upscale.rescale_temperature and model.flow is not None),
-                 "overlap_configs": cfg.model.name == "edwards_anderson"}
+                     cfg.upscale.rescale_temperature and model.rescales),
+                 "overlap_configs": cfg.model.name == "edwards_anderson",
+                 "network_temperatures": net_T}
         attrs.update(flow_attrs)
         h5.set_attrs(g, attrs)
 

@@ -33,18 +33,52 @@ class SuperResolver:
         self.flow = flow_from_meta(meta.get("flow"))
         self.device = torch.device(device)
 
+    @property
+    def rescales(self) -> bool:
+        """True when a temperature flow (measured or exact) is attached."""
+        return self.flow is not None or bool(self.meta.get("exact_flow"))
+
     def effective_temperature(self, k: int, level: int, rescale: bool = True) -> float:
         """Temperature attached to level ``level`` (0 = input) of inputs at grid point ``k``:
-        f^{-level}(T_k) when a flow was measured and ``rescale``, else T_k."""
+        f^{-level}(T_k) when ``rescale`` and the flow is known — exactly for the 1D Ising
+        decimation (K' = ½ ln cosh 2K inverted), else the measured flow — otherwise T_k."""
         T = self.temperatures[k]
-        if not rescale or self.flow is None or level == 0:
+        if not rescale or level == 0:
+            return float(T)
+        exact = self.meta.get("exact_flow")
+        if exact and exact.get("name") == "ising1d_decimation":
+            from ..analysis.exact import superresolved_temperature
+            for _ in range(level):
+                T = superresolved_temperature(T, exact["J"])
+            return float(T)
+        if self.flow is None:
             return float(T)
         return float(self.flow.iterate_inverse(T, level, out_of_range="nan"))
+
+    def network_for(self, k: int, level: int, rescale: bool = True):
+        """Which network makes level ``level`` from inputs of grid point ``k``.
+
+        A network trained at T expects inputs distributed like blocked T configurations,
+        i.e. at f(T), and returns configurations at T. So level n (input at T_{n-1},
+        output at T_n = f^{-1}(T_{n-1})) uses the network trained nearest to T_n, or the
+        conditioned network at T_n. Without a flow (or outside it) the network of T_k.
+
+        Returns (network index, conditioning temperature or None, effective temperature).
+        """
+        T_eff = self.effective_temperature(k, level, rescale)
+        known = T_eff == T_eff and rescale and self.rescales
+        if self.spec.conditioned:
+            return 0, (T_eff if known else float(self.temperatures[k])), T_eff
+        if not known:
+            return k, None, T_eff
+        temps = torch.tensor(self.temperatures, dtype=torch.float64)
+        return int(torch.argmin((temps - T_eff).abs())), None, T_eff
 
     @torch.no_grad()
     def step(self, x: torch.Tensor, k: int, level: int, seed: int, ids,
              t_out: float | None = None) -> torch.Tensor:
-        """One L -> 2L step. ``x`` (B, *lattice) ±1 floats or φ; ``ids`` (B,) global ids.
+        """One L -> 2L step with network ``k``. ``x`` (B, *lattice) ±1 floats or φ;
+        ``ids`` (B,) global configuration ids.
 
         ``level`` (1 for the first doubling) keys the random stream. Returns (B, *2L) float32.
         """
@@ -65,20 +99,15 @@ class SuperResolver:
                 rescale: bool = True) -> list[torch.Tensor]:
         """Apply ``levels`` doublings to inputs at temperature index ``k``; every level's output.
 
-        A temperature-conditioned network is conditioned on each level's effective
-        temperature (see :meth:`effective_temperature`).
+        Each level uses :meth:`network_for` (the network matching its effective temperature).
         """
         x = torch.as_tensor(x)
         if ids is None:
             ids = torch.arange(x.shape[0])
         outs = []
         for level in range(1, levels + 1):
-            t_out = None
-            if self.spec.conditioned:
-                t_out = self.effective_temperature(k, level, rescale)
-                if t_out != t_out:  # NaN: outside the measured flow
-                    t_out = self.temperatures[k]
-            x = self.step(x, k, level, seed, ids, t_out)
+            net, t_out, _ = self.network_for(k, level, rescale)
+            x = self.step(x, net, level, seed, ids, t_out)
             outs.append(x)
         return outs
 

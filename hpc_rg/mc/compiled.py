@@ -1,0 +1,373 @@
+"""Compiled checkerboard sweep for +-1 spin models (``sample.kernel: compiled``).
+
+One fused C++ kernel (``checkerboard_kernel.cpp`` next to this file) does what
+:func:`hpc_rg.mc.checkerboard.sweep` does in ~40 eager passes over memory: CounterRNG
+hash, local field, Metropolis or heat-bath decision, in one pass per colour that visits
+only the sites of that colour (single domain: one pass over memory for the whole sweep).
+Ising (``J``, ``h``) and Edwards-Anderson couplings, 1D to 3D, float32 spins batch-first
+``(B, *L)`` as the :class:`~hpc_rg.mc.ensemble.Ensemble` holds them, slabs with ghost planes.
+
+**Bit-identical** to the eager kernel for the same CounterRNG stream (seed, global chain
+ids, row-major global site ids, counter ``2*sweep + colour``): same integer hash, same
+float32 operations in the same order with FP contraction off, and the transcendental
+functions evaluated as ATen's CPU kernels evaluate them -- SLEEF ``exp2``/``exp`` on the
+vectorised part of each contiguous loop and the C library's ``exp2``/``exp`` on the
+elements ATen leaves to its scalar tail loop (:func:`aten_scalar_ranges`; the two differ
+in the last bit for ~0.5% of arguments, which changes a decision with probability
+~2**-24 per element, so this matters only for strict bit identity).
+
+Build: on first use ``g++`` (or ``$CXX``) compiles the kernel for the instruction set of
+torch's own CPU kernels (``torch.backends.cpu.get_cpu_capability()``: AVX2 or AVX512),
+against torch's bundled SLEEF; ~10 s, once per machine, cached in ``$HPC_RG_KERNEL_CACHE``
+(default ``~/.cache/hpc_rg/kernels``) under a hash of source, flags, compiler and torch
+version. Concurrent ranks wait on a file lock instead of compiling the same file. The one
+library serves every lattice shape, model and rule. CPU only.
+
+Threads: chains are split over ``torch.get_num_threads()`` Python threads (the kernel
+releases the GIL); one thread per MPI rank is the usual setting.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import hashlib
+import math
+import os
+import subprocess
+import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+from hpc_rg.models.lattice import parity, per_chain
+from hpc_rg.rng import _M32, _hi32, _lo32, _mix32_, _to_i32, mix32
+
+__all__ = ["CompiledCheckerboard", "KernelUnavailable", "compiled_or_none", "aten_scalar_ranges",
+           "chain_key_parts", "pack_couplings", "load_library"]
+
+SOURCE = Path(__file__).with_name("checkerboard_kernel.cpp")
+RULES = ("metropolis", "heatbath")
+MODELS = ("ising", "edwards_anderson")
+ATEN_GRAIN = 32768  #: at::internal::GRAIN_SIZE: TensorIterator loops shorter than this run serially
+_ISA_FLAGS = {"AVX512": ["-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mfma"],
+              "AVX2": ["-mavx2", "-mfma"]}
+_FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC", "-ffp-contract=off"]
+_TWO_OVER_LN2 = 2.0 / math.log(2.0)  # as in hpc_rg.mc.checkerboard
+
+
+class KernelUnavailable(RuntimeError):
+    """The compiled kernel cannot be built or used here (no compiler, no AVX2, not CPU)."""
+
+
+class _Args(ctypes.Structure):
+    """Mirror of ``struct Args`` in checkerboard_kernel.cpp (same field order)."""
+    _i, _p = ctypes.c_int64, ctypes.c_void_p
+    _fields_ = [("d", _i), ("B", _i), ("N", _i), ("n0", _i), ("n1", _i), ("n2", _i),
+                ("s", _p), ("glo", _p), ("ghi", _p), ("gstride", _i),
+                ("cpart", _p), ("id0", _i), ("cm0", ctypes.c_int32), ("cm1", ctypes.c_int32),
+                ("par0", _i), ("rule", _i), ("ea", _i), ("fac", _p),
+                ("J", ctypes.c_float), ("h", ctypes.c_float), ("useJ", _i), ("useh", _i),
+                ("Jp", _p), ("jidx", _p), ("nscalar", _i), ("scalar", _p)]
+
+
+# ====================================================================== build and load
+_LOCK = threading.Lock()
+_STATE: dict = {}
+
+
+def _cache_dir() -> Path:
+    env = os.environ.get("HPC_RG_KERNEL_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "hpc_rg" / "kernels"
+
+
+def _build() -> Path:
+    cap = torch.backends.cpu.get_cpu_capability()
+    if cap not in _ISA_FLAGS:
+        raise KernelUnavailable(f"torch's CPU kernels use {cap}; the compiled kernel needs AVX2 or AVX512")
+    root = Path(torch.__file__).resolve().parent
+    inc, lib = root / "include", root / "lib"
+    if not (inc / "sleef.h").exists():
+        raise KernelUnavailable(f"{inc / 'sleef.h'} is missing (torch without its C++ headers)")
+    cxx = os.environ.get("CXX", "g++")
+    try:
+        version = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise KernelUnavailable(f"no C++ compiler {cxx!r} ({exc.__class__.__name__})") from None
+    flags = _FLAGS + _ISA_FLAGS[cap]
+    tag = "\0".join([SOURCE.read_text(), " ".join(flags), cxx, version, torch.__version__, cap])
+    out = _cache_dir() / f"checkerboard-{hashlib.sha256(tag.encode()).hexdigest()[:16]}.so"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one rank compiles, the others wait and reuse it
+        if not out.exists():
+            tmp = out.with_suffix(f".{os.getpid()}.tmp")
+            cmd = [cxx, *flags, f"-I{inc}", str(SOURCE), "-o", str(tmp), f"-L{lib}", "-ltorch_cpu",
+                   f"-Wl,-rpath,{lib}"]
+            res = subprocess.run(cmd, capture_output=True, text=True)
+            if res.returncode:
+                tmp.unlink(missing_ok=True)
+                last = (res.stderr.strip().splitlines() or ["?"])[-1]
+                raise KernelUnavailable(f"{cxx} failed (exit {res.returncode}): {last}")
+            os.replace(tmp, out)
+    return out
+
+
+def load_library() -> ctypes.CDLL:
+    """The compiled kernel library (built on first use); raises :class:`KernelUnavailable`."""
+    with _LOCK:
+        if "lib" not in _STATE:
+            if "error" in _STATE:
+                raise KernelUnavailable(_STATE["error"])
+            try:
+                lib = ctypes.CDLL(str(_build()))
+            except KernelUnavailable as exc:
+                _STATE["error"] = str(exc)
+                raise
+            except OSError as exc:
+                _STATE["error"] = f"cannot load the compiled kernel: {exc}"
+                raise KernelUnavailable(_STATE["error"]) from None
+            lib.hpc_rg_checkerboard.argtypes = [ctypes.POINTER(_Args), ctypes.c_int64,
+                                                ctypes.c_int64, ctypes.c_int64]
+            lib.hpc_rg_checkerboard.restype = ctypes.c_int64
+            lib.hpc_rg_vector_width.restype = ctypes.c_int64
+            lib.hpc_rg_aten_like.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+                                             ctypes.c_int64, ctypes.c_void_p]
+            _STATE["lib"] = lib
+        return _STATE["lib"]
+
+
+# ====================================================================== helpers
+def aten_scalar_ranges(n: int, threads: int, block: int) -> list:
+    """Flat index ranges ``[lo, hi)`` that ATen's elementwise CPU kernels compute with scalar code.
+
+    A contiguous unary op over ``n`` elements runs serially when ``threads == 1`` or
+    ``n <= ATEN_GRAIN``, else as ``min(threads, ceil(n / GRAIN))`` equal chunks
+    (``at::parallel_for``, OpenMP backend); each chunk runs ``2 * Vectorized::size()``
+    (``block``) elements per vector step and its last ``len % block`` elements in scalar code.
+    """
+    if n <= 0:
+        return []
+    if threads <= 1 or n <= ATEN_GRAIN:
+        chunks = [(0, n)]
+    else:
+        nt = min(threads, -(-n // ATEN_GRAIN))
+        size = -(-n // nt)
+        chunks = [(i * size, min(n, (i + 1) * size)) for i in range(nt) if i * size < n]
+    return [(hi - (hi - lo) % block, hi) for lo, hi in chunks if (hi - lo) % block]
+
+
+def chain_key_parts(seed: int, chain_ids) -> torch.Tensor:
+    """The per-chain halves of :class:`hpc_rg.rng.CounterRNG`'s keys, int32 (2, B).
+
+    CounterRNG's key of (chain, site) is ``mix(mix(part ^ lo32(site)) ^ hi32(site))``; the
+    kernel recomputes it from these parts instead of reading 8 bytes per site.
+    """
+    ids = torch.as_tensor(chain_ids, dtype=torch.int64).reshape(-1)
+    s = int(seed) & ((1 << 64) - 1)
+    parts = []
+    for salt in (0x9E3779B9, 0x632BE5AB):  # as CounterRNG.__init__
+        k0 = mix32(mix32((s & _M32) ^ salt) ^ (s >> 32))
+        c = torch.full(ids.shape, _to_i32(k0), dtype=torch.int32)
+        c.bitwise_xor_(_lo32(ids))
+        _mix32_(c)
+        c.bitwise_xor_(_hi32(ids))
+        parts.append(_mix32_(c))
+    return torch.stack(parts).contiguous()
+
+
+def _counter_mix(c: int) -> int:
+    """CounterRNG's mix of the counter ``c`` as a signed int32 (rng.CounterRNG.bits)."""
+    c &= (1 << 64) - 1
+    return _to_i32(mix32(mix32((c & _M32) ^ 0x85EBCA6B) ^ (c >> 32) ^ 0x2545F491))
+
+
+def pack_couplings(J: torch.Tensor, x0: int, n0: int) -> torch.Tensor:
+    """Edwards-Anderson couplings of a slab, packed for the kernel (computed once per run).
+
+    Parameters
+    ----------
+    J : Tensor, shape (D, d, L_1, ..., L_d)
+        Full-lattice couplings of D disorder samples (``J[:, mu, x]`` couples x, x + e_mu).
+    x0, n0 : int
+        The slab: planes ``[x0, x0 + n0)`` of the first axis.
+
+    Returns
+    -------
+    Tensor, shape (D, 2, 2d, N/2), float32
+        ``[D, colour, 2 mu + dir, i]``: ``J_mu(x)`` (dir 0) and ``J_mu(x - e_mu)`` (dir 1)
+        at the i-th site of that colour in row-major order (N = sites of the slab).
+    """
+    J = J.to(device="cpu", dtype=torch.float32)
+    D, d = J.shape[0], J.shape[1]
+    back = torch.stack([torch.roll(J[:, mu], 1, mu + 1) for mu in range(d)], 1)
+    both = torch.stack((J, back), 2)[:, :, :, x0:x0 + n0]  # (D, d, 2, *slab)
+    flat = both.reshape(D, 2 * d, -1)
+    par = parity((n0,) + tuple(J.shape[3:]), x0).reshape(-1)
+    return torch.stack([flat[:, :, par == c] for c in (0, 1)], 1).contiguous()
+
+
+# ====================================================================== the sweep
+_POOL: dict = {}
+
+
+class CompiledCheckerboard:
+    """Fused checkerboard sweep of B chains of a (slab of a) periodic lattice, in place.
+
+    Parameters
+    ----------
+    rule : {"metropolis", "heatbath"}
+    global_shape : tuple of int
+        Full lattice ``(L_1, ..., L_d)``, d = 1..3, even sides.
+    seed : int
+        The :class:`~hpc_rg.rng.CounterRNG` seed of the run (e.g. ``derive_seed(seed, "mc")``).
+    chain_ids : int array (B,)
+        Global chain ids (the CounterRNG's ``chain_ids``).
+    x0, n0 : int
+        This rank's slab ``[x0, x0 + n0)`` of the first axis (default: the whole lattice).
+    model : {"ising", "edwards_anderson"}
+    J, h : float
+        Ising coupling and field (``ising.local_field(spins, J, h)``).
+    couplings : Tensor (D, d, *global_shape) or (d, *global_shape), EA only
+        Couplings per disorder sample; ``coupling_index`` (B,) picks each chain's sample
+        (default: all chains sample 0 when D = 1, chain b sample b when D = B).
+
+    Notes
+    -----
+    Bit-identical to :func:`hpc_rg.mc.checkerboard.sweep` with
+    ``CounterRNG(seed, chain_ids, global_site_ids(global_shape, x0, x0 + n0))`` and the
+    model's local field (in halo mode for slabs), for float32 spins; see the module notes.
+    """
+
+    def __init__(self, rule, global_shape, seed, chain_ids, x0=0, n0=None, model="ising", J=1.0,
+                 h=0.0, couplings=None, coupling_index=None):
+        if rule not in RULES:
+            raise ValueError(f"unknown update rule {rule!r}; expected one of {RULES}")
+        if model not in MODELS:
+            raise ValueError(f"the compiled kernel supports {MODELS}, not {model!r}")
+        gshape = tuple(int(n) for n in global_shape)
+        n0 = gshape[0] if n0 is None else int(n0)
+        if not 1 <= len(gshape) <= 3 or any(n % 2 for n in gshape) or n0 < 1:
+            raise ValueError(f"the compiled kernel needs 1 to 3 even lattice sides, got {gshape}")
+        self._lib = load_library()
+        self.rule, self.model = rule, model
+        self.local_shape = (n0,) + gshape[1:]
+        self.N = math.prod(self.local_shape)
+        self._cpart = chain_key_parts(seed, chain_ids)
+        self.B = int(self._cpart.shape[1])
+        self._block = 2 * int(self._lib.hpc_rg_vector_width())
+        self._Jp = self._jidx = None
+        a = self._args = _Args()
+        a.d, a.B, a.N = len(gshape), self.B, self.N
+        a.n0, a.n1, a.n2 = (self.local_shape + (1, 1))[:3]
+        a.cpart = self._cpart.data_ptr()
+        a.id0 = int(x0) * math.prod(gshape[1:])
+        a.par0 = int(x0) % 2
+        a.rule = RULES.index(rule)
+        if model == "ising":
+            J, h = float(J), float(h)
+            a.J, a.h, a.useJ, a.useh = J, h, int(J != 1.0), int(h != 0.0)
+        else:
+            Jd = torch.as_tensor(couplings)
+            Jd = Jd.unsqueeze(0) if Jd.dim() == len(gshape) + 1 else Jd
+            if tuple(Jd.shape[1:]) != (len(gshape),) + gshape:
+                raise ValueError(f"couplings of shape {tuple(Jd.shape)} do not fit the lattice {gshape}")
+            if coupling_index is None:
+                coupling_index = torch.zeros(self.B) if Jd.shape[0] == 1 else torch.arange(self.B)
+            self._jidx = torch.as_tensor(coupling_index, dtype=torch.int64).reshape(-1).contiguous()
+            if len(self._jidx) != self.B or (self.B and not 0 <= int(self._jidx.min()) <= int(
+                    self._jidx.max()) < Jd.shape[0]):
+                raise ValueError("coupling_index must give every chain a disorder sample of couplings")
+            self._Jp = pack_couplings(Jd, int(x0), n0)
+            a.ea, a.Jp, a.jidx = 1, self._Jp.data_ptr(), self._jidx.data_ptr()
+        self._ranges: dict = {}
+
+    def sweep(self, spins: torch.Tensor, beta, sweep_index: int, halo=None) -> torch.Tensor:
+        """One sweep (colour 0 then colour 1) of ``spins`` in place; returns ``spins``.
+
+        Parameters
+        ----------
+        spins : Tensor (B, *local_shape), float32, contiguous, CPU, +-1
+        beta : float or Tensor (B,)
+            As for :func:`hpc_rg.mc.checkerboard.update_colour` (same float32 rounding).
+        sweep_index : int
+            Global sweep number (the RNG counter is ``2*sweep_index + colour``).
+        halo : callable or None
+            None: single domain, periodic along every axis. Otherwise called before each
+            colour as ``halo(spins)``; must return a tensor whose ``[:, 0]`` and ``[:, -1]``
+            are the ghost planes below and above the slab (e.g.
+            :func:`hpc_rg.mc.halo.exchange_halo`, collective over the slab).
+        """
+        if (spins.dtype != torch.float32 or spins.device.type != "cpu" or not spins.is_contiguous()
+                or tuple(spins.shape) != (self.B,) + self.local_shape):
+            raise ValueError(f"the compiled kernel takes contiguous float32 CPU spins of shape "
+                             f"{(self.B,) + self.local_shape}, got {spins.dtype} {tuple(spins.shape)} "
+                             f"on {spins.device}")
+        if self.B == 0:
+            return spins
+        a = self._args
+        ref = spins.new_empty((self.B, 1))
+        b = per_chain(beta, ref)  # exactly as update_colour: float, or float32 (B, 1)
+        fac = -_TWO_OVER_LN2 * b if self.rule == "metropolis" else 2.0 * b
+        fac = torch.as_tensor(fac, dtype=torch.float32).reshape(-1).expand(self.B).contiguous()
+        scalar = self._scalar_ranges(spins.numel())
+        a.s, a.fac = spins.data_ptr(), fac.data_ptr()
+        a.nscalar, a.scalar = scalar.shape[0], scalar.data_ptr()
+        a.cm0, a.cm1 = _counter_mix(2 * int(sweep_index)), _counter_mix(2 * int(sweep_index) + 1)
+        if halo is None:
+            a.glo, a.ghi = spins[:, -1].data_ptr(), spins[:, 0].data_ptr()
+            a.gstride = self.N
+            self._run(2)
+        else:
+            for colour in (0, 1):
+                ghosts = halo(spins).contiguous()
+                if ghosts.dtype != torch.float32 or tuple(ghosts.shape[2:]) != self.local_shape[1:] \
+                        or ghosts.shape[0] != self.B:
+                    raise ValueError(f"halo(spins) must return float32 ghost planes (B, k, "
+                                     f"*{self.local_shape[1:]}), got {tuple(ghosts.shape)}")
+                a.glo, a.ghi = ghosts[:, 0].data_ptr(), ghosts[:, -1].data_ptr()
+                a.gstride = ghosts.stride(0)
+                self._run(colour)
+                del ghosts
+        del fac, scalar  # the kernel has finished with both
+        return spins
+
+    def _scalar_ranges(self, n: int) -> torch.Tensor:
+        key = (n, torch.get_num_threads())
+        if key not in self._ranges:
+            r = aten_scalar_ranges(n, key[1], self._block)
+            self._ranges[key] = torch.tensor(r, dtype=torch.int64).reshape(-1, 2)
+        return self._ranges[key]
+
+    def _run(self, mode: int) -> None:
+        lib, a, B = self._lib, ctypes.byref(self._args), self.B
+        threads = min(torch.get_num_threads(), B)
+        if threads <= 1 or B * self.N < (1 << 15):
+            rc = lib.hpc_rg_checkerboard(a, 0, B, mode)
+        else:
+            pool = _POOL.get(threads) or _POOL.setdefault(threads, ThreadPoolExecutor(threads))
+            edges = [B * i // threads for i in range(threads + 1)]
+            rc = min(pool.map(lambda i: lib.hpc_rg_checkerboard(a, edges[i], edges[i + 1], mode),
+                              range(threads)))
+        if rc:
+            raise RuntimeError(f"compiled checkerboard kernel failed (code {rc})")
+
+
+def compiled_or_none(device="cpu", **kwargs):
+    """:class:`CompiledCheckerboard` (keyword arguments as its constructor), or None with one
+    warning line when it cannot be used here (the caller then runs the torch kernel)."""
+    try:
+        if torch.device(device).type != "cpu":
+            raise KernelUnavailable(f"it runs on the CPU only, the chains live on {device}")
+        return CompiledCheckerboard(**kwargs)
+    except KernelUnavailable as exc:
+        warnings.warn(f"sample.kernel=compiled: {exc}; using the torch kernel", RuntimeWarning,
+                      stacklevel=2)
+        return None
