@@ -144,3 +144,45 @@ def test_train_sigterm_then_resume_equals_uninterrupted(pipeline, tmp_path):
     assert a["meta"]["epochs_run"] == b["meta"]["epochs_run"] == 60
     for k in a["state_dict"]:
         torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=0, atol=0)
+
+
+OTHER_MODELS = {
+    "edwards_anderson": """
+run: {{name: ea, output: {out}, seed: 5, progress_seconds: 5}}
+model: {{name: edwards_anderson, dims: 3, disorder: gaussian, disorder_samples: 2, replicas: 4}}
+sample: {{L: 4, temperatures: [0.8, 1.3], tempering: {{enabled: true, every: 1}},
+         thermalize: 20, samples: 10, thin: 1, chunk: 10}}
+train: {{epochs: 1, batch_size: 4, network: {{depth: 2, width: 4}}}}
+upscale: {{target_L: 16, batch: 3}}
+""",
+    "phi4": """
+run: {{name: phi, output: {out}, seed: 5, progress_seconds: 5}}
+model: {{name: phi4, dims: 2, parametrization: bachtis, kappa: 1.0, lam: 0.7}}
+sample: {{L: 8, couplings: [-1.0, -0.9], chains: 2, thermalize: 20, samples: 10, thin: 1,
+         chunk: 10}}
+train: {{epochs: 1, batch_size: 4, network: {{depth: 2, width: 4}}}}
+upscale: {{target_L: 32, batch: 3}}
+""",
+}
+
+
+@pytest.mark.parametrize("model", sorted(OTHER_MODELS))
+def test_spin_glass_overlaps_and_phi4_run_end_to_end(tmp_path, model):
+    deck = tmp_path / "deck.yaml"
+    deck.write_text(OTHER_MODELS[model].format(out=tmp_path / "out"))
+    r = run_hpc_rg([deck])
+    assert r.returncode == 0, r.stdout + r.stderr
+    with h5py.File(tmp_path / "out" / "upscaled.h5") as f:
+        if model == "edwards_anderson":
+            g = f["L16"]
+            assert g.attrs["overlap_configs"] and g.attrs["blocking"] == "overlap"
+            # N = disorder x samples x replica pairs (0,1), (2,3)
+            assert g["configs"].shape == (2, 2 * 10 * 2, 16, 16, 16)
+            rho = g["configs"][1].astype(np.float64)
+            np.testing.assert_allclose(g["overlap"][1], rho.mean(axis=(1, 2, 3)))
+        else:
+            g = f["L32"]
+            assert g["configs"].dtype == np.float32 and g["configs"].shape == (2, 20, 32, 32)
+            phi = g["configs"][0].astype(np.float64)
+            np.testing.assert_allclose(g["phi_mean"][0], phi.mean(axis=(1, 2)), rtol=1e-6)
+            assert 0.5 < g["consistency"][()].mean() <= 1.0
