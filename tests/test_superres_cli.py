@@ -186,3 +186,26 @@ def test_spin_glass_overlaps_and_phi4_run_end_to_end(tmp_path, model):
             phi = g["configs"][0].astype(np.float64)
             np.testing.assert_allclose(g["phi_mean"][0], phi.mean(axis=(1, 2)), rtol=1e-6)
             assert 0.5 < g["consistency"][()].mean() <= 1.0
+
+
+def test_temperature_conditioned_network(pipeline, tmp_path):
+    """train.network.conditioned: one network for all temperatures, conditioned on the
+    effective temperature of each level."""
+    tmp, deck = pipeline
+    out = tmp_path / "o"
+    out.mkdir()
+    shutil.copy(tmp / "out" / "samples.h5", out / "samples.h5")
+    r = run_hpc_rg([deck, "--stage", "train", "--set", f"run.output={out}",
+                    "--set", "train.network.conditioned=true"], nprocs=2)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 network(s)" in r.stdout
+    r = run_hpc_rg([deck, "--stage", "upscale", "--set", f"run.output={out}"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    import hpc_rg.superres as sr
+    model = sr.load(out / "model.pt")
+    assert model.spec.conditioned and len(model.bank.nets) == 1
+    with h5py.File(out / "upscaled.h5") as f:
+        g = f["L16"]
+        eff, net_t = g["temperatures"][()], g.attrs["network_temperatures"]
+        nominal = g["nominal_temperatures"][()]
+        np.testing.assert_array_equal(np.where(np.isfinite(eff), eff, nominal), net_t)
