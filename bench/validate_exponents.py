@@ -43,7 +43,7 @@ model: {{name: ising, dims: 2}}
 sample: {{L: 16, temperatures: [{tc}], algorithm: swendsen_wang, chains: 4, thermalize: 500,
          samples: {per_chain}, thin: 2, chunk: 500}}
 train: {{epochs: {epochs}, batch_size: 64, patience: 6, energy_weight: {gamma},
-        network: {{depth: 4, width: 16, kernel: 3}}}}
+        network: {{depth: {depth}, width: {width}, kernel: 3}}}}
 upscale: {{target_L: {target}, batch: 16, rescale_temperature: false}}
 """
 
@@ -66,7 +66,8 @@ def run_repeat(seed: int, args, root: Path) -> dict:
     out = root / f"seed{seed}"
     deck = root / f"seed{seed}.yaml"
     deck.write_text(DECK.format(out=out, seed=seed, tc=TC, per_chain=args.samples // 4,
-                                epochs=args.epochs, gamma=args.gamma, target=args.target))
+                                epochs=args.epochs, gamma=args.gamma, target=args.target,
+                                depth=args.depth, width=args.width))
     if not (out / "upscaled.h5").exists():
         env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                    OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1",
@@ -97,6 +98,8 @@ def main(argv=None) -> int:
     p.add_argument("--samples", type=int, default=2000, help="16x16 configurations at T_c")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--gamma", type=float, default=2.0, help="train.energy_weight")
+    p.add_argument("--depth", type=int, default=4)
+    p.add_argument("--width", type=int, default=16)
     p.add_argument("--np", type=int, default=2)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--root", default=str(REPO / "runs" / "exponents"))
@@ -111,7 +114,8 @@ def main(argv=None) -> int:
     exact = {"gamma_nu": ISING2D_EXPONENTS["gamma_nu"], "beta_nu": ISING2D_EXPONENTS["beta_nu"],
              "eta_quarter": ISING2D_EXPONENTS["eta"], "eta_half": ISING2D_EXPONENTS["eta"]}
     print(f"# 2D Ising exponents from SR 16 -> {args.target}, {args.repeats} repeats, "
-          f"{args.samples} configs each ({time.time() - t0:.0f} s)")
+          f"{args.samples} configs each, network depth {args.depth} width {args.width}, "
+          f"gamma {args.gamma} ({time.time() - t0:.0f} s)")
     print(f"{'exponent':12s} {'SR mean':>10s} {'stderr':>8s} {'exact':>8s} {'dev %':>7s}  per repeat")
     summary = {}
     for n in names:
