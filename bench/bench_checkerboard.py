@@ -9,8 +9,12 @@ float32 spins, ``CounterRNG`` uniforms, one draw per sweep) on
 for batches of B independent chains (1, 4, 16, 64), on CPU (and CUDA when asked for and
 available), next to a plain vectorised NumPy implementation written below (np.roll
 neighbour sums, PCG64 float32 uniforms, an acceptance lookup table) as the baseline.
-Optionally (``--fused``) also times the compiled single-kernel prototype of
-bench/fused_checkerboard.py (same random stream and results, batch-last layout).
+With ``--compiled`` also the compiled library kernel (:mod:`hpc_rg.mc.compiled`, what
+``sample.kernel: compiled`` runs: one fused C++ pass, bit-identical to the eager kernel);
+with ``--fused`` the torch.compile prototype of bench/fused_checkerboard.py (same random
+stream and results, batch-last layout). Besides wall-clock time every implementation's
+thread CPU time is recorded (``*_cpu_upns``): on a shared machine it is less disturbed by
+other processes than the wall clock, though not by their use of the caches.
 
 One spin update = one site visited once; a sweep of B chains of N sites is B*N updates.
 
@@ -20,6 +24,7 @@ Usage::
     python bench/bench_checkerboard.py                         # full grid
     python bench/bench_checkerboard.py --device cuda --no-numpy --models ising2d --sizes-2d 1024
     python bench/bench_checkerboard.py --models ea3d --sizes-3d 32 --batches 16,64 --fused
+    python bench/bench_checkerboard.py --models ising2d --sizes-2d 256,1024 --batches 16,64 --compiled
 
 Results: a table on stdout, ``bench/results/checkerboard-<device>-<stamp>.{json,csv}``
 (``--out`` to choose). Combinations whose estimated memory exceeds ``--max-gb`` or whose
@@ -32,6 +37,7 @@ import argparse
 import functools
 import math
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +57,20 @@ MODELS = {  # name: (dims, temperature)
     "ising3d": (3, 4.5115),     # T_c of the simple cubic lattice
     "ea3d": (3, 1.0),           # near T_c of the Gaussian 3D EA glass (~0.95)
 }
+
+class CpuTimer(Timer):
+    """:class:`common.Timer` that also records the thread CPU time of every repeat."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cpu_times: list[float] = []
+
+    def repeat(self) -> float:
+        c0 = time.thread_time()
+        dt = super().repeat()
+        self.cpu_times.append((time.thread_time() - c0) / self.calls)
+        return dt
+
 
 # Estimated peak bytes per site (spins, RNG keys, uniforms, temporaries of one colour update)
 TORCH_BYTES_PER_SITE = 48
@@ -165,6 +185,23 @@ def torch_case(model, shape, B, T, device, seed=0, J=None):
     return step, spins
 
 
+def compiled_case(model, shape, B, T, device, seed=0, J=None):
+    """(sweep callable, spins) for the compiled library kernel (hpc_rg.mc.compiled)."""
+    from hpc_rg.mc.compiled import CompiledCheckerboard
+    name = "ising" if model == "ising" else "edwards_anderson"
+    kern = CompiledCheckerboard("metropolis", shape, seed, torch.arange(B), model=name, couplings=J)
+    rng = CounterRNG(seed, torch.arange(B), global_site_ids(shape))
+    spins = torch.where(rng.uniform(10**9) < 0.5, -1.0, 1.0)
+    del rng
+    beta = torch.full((B,), 1.0 / T)
+    k = [0]
+
+    def step():
+        kern.sweep(spins, beta, k[0])
+        k[0] += 1
+    return step, spins
+
+
 def fused_case(model, shape, B, T, device, seed=0, J=None):
     """(sweep callable, spins) for the compiled prototype (batch-last layout)."""
     from fused_checkerboard import FusedSweepBatchLast
@@ -208,6 +245,8 @@ def parse_args(argv=None):
     p.add_argument("--no-numpy", action="store_true", help="skip the NumPy baseline")
     p.add_argument("--fused", action="store_true",
                    help="also time the compiled prototype (bench/fused_checkerboard.py)")
+    p.add_argument("--compiled", action="store_true",
+                   help="also time the compiled library kernel (sample.kernel: compiled)")
     p.add_argument("--fused-min-batch", type=int, default=16,
                    help="compile the prototype only for batches >= this (compiles are slow)")
     p.add_argument("--selfcheck", action="store_true",
@@ -259,6 +298,15 @@ def main(argv=None):
     meta = machine_info(dev)
     meta.update(vars(a))
     meta["unit"] = "spin updates per ns (B * N sites / seconds per sweep / 1e9)"
+    if a.compiled:
+        if dev != "cpu":
+            raise SystemExit("--compiled: the compiled kernel runs on the CPU only")
+        from hpc_rg.mc import compiled
+        t0 = time.perf_counter()
+        lib = compiled.load_library()
+        meta["compiled_load_seconds"] = time.perf_counter() - t0  # compile if not cached
+        meta["compiled_vector_width"] = int(lib.hpc_rg_vector_width())
+        print(f"compiled kernel ready in {meta['compiled_load_seconds']:.1f} s", flush=True)
     rows = []
     for name in a.models.split(","):
         dims, T = MODELS[name]
@@ -274,24 +322,27 @@ def main(argv=None):
                 row = {"model": name, "L": L, "B": B, "sites": B * N, "device": dev}
                 gb_t = B * N * TORCH_BYTES_PER_SITE / 1e9
                 gb_n = B * N * NUMPY_BYTES_PER_SITE[model] / 1e9
+                tt, torch_skip = None, None
                 if gb_t > a.max_gb:
-                    row["skipped"] = f"memory ~{gb_t:.1f} GB > {a.max_gb} GB"
+                    torch_skip = f"memory ~{gb_t:.1f} GB > {a.max_gb} GB"
+                else:
+                    tstep, _ = torch_case(model, shape, B, T, dev, J=J)
+                    tt = CpuTimer(tstep, dev, a.min_time)
+                    if tt.first > a.max_sweep_seconds:
+                        torch_skip = f"one sweep took {tt.first:.1f} s > {a.max_sweep_seconds} s"
+                        tt = None
+                if torch_skip and not (a.compiled and gb_n <= a.max_gb):
+                    row["skipped"] = torch_skip
                     rows.append(row)
                     print(f"{name} L={L} B={B}: skipped ({row['skipped']})", flush=True)
                     continue
-                timers, labels = [], []
-                tstep, _ = torch_case(model, shape, B, T, dev, J=J)
-                tt = Timer(tstep, dev, a.min_time)
-                if tt.first > a.max_sweep_seconds:
-                    row["skipped"] = f"one sweep took {tt.first:.1f} s > {a.max_sweep_seconds} s"
-                    rows.append(row)
-                    print(f"{name} L={L} B={B}: skipped ({row['skipped']})", flush=True)
-                    continue
+                if torch_skip:  # still time NumPy and the compiled kernel
+                    row["torch_skipped"] = torch_skip
                 nt = None
                 if not a.no_numpy and gb_n <= a.max_gb:
                     nb = NumpyCheckerboard(model, shape, np.full(B, 1.0 / T),
                                            None if J is None else J.numpy(), seed=0)
-                    nt = Timer(nb.sweep, "cpu", a.min_time)
+                    nt = CpuTimer(nb.sweep, "cpu", a.min_time)
                     if nt.first > a.max_sweep_seconds:
                         row["numpy_skipped"] = f"one sweep took {nt.first:.1f} s"
                         nt = None
@@ -299,21 +350,40 @@ def main(argv=None):
                 if a.fused and B >= a.fused_min_batch:
                     fstep, _ = fused_case(model, shape, B, T, dev, J=J)
                     ft = Timer(fstep, dev, a.min_time)  # first call compiles (not timed)
+                ct = None
+                if a.compiled:
+                    cstep, _ = compiled_case(model, shape, B, T, dev, J=J)
+                    ct = CpuTimer(cstep, dev, a.min_time)
                 for nth in threads:
                     if not dev.startswith("cuda"):
                         torch.set_num_threads(nth)
-                    tt.times.clear()
-                    if ft is not None:
-                        ft.times.clear()
-                    interleave([tt, nt if nth == threads[0] else None, ft], a.repeats)
+                    for t in (tt, ft, ct):
+                        if t is not None:
+                            t.times.clear()
+                            getattr(t, "cpu_times", []).clear()
+                    interleave([tt, nt if nth == threads[0] else None, ft, ct], a.repeats)
                     r = dict(row, threads=nth if not dev.startswith("cuda") else None)
-                    r["torch_ms"] = tt.best * 1e3
-                    r["torch_upns"] = B * N / tt.best / 1e9
-                    r["torch_spread"] = tt.median / tt.best - 1.0
+                    if tt is not None:
+                        r["torch_ms"] = tt.best * 1e3
+                        r["torch_upns"] = B * N / tt.best / 1e9
+                        r["torch_spread"] = tt.median / tt.best - 1.0
+                        r["torch_cpu_upns"] = B * N / min(tt.cpu_times) / 1e9
                     if nt is not None and nt.times:
                         r["numpy_ms"] = nt.best * 1e3
                         r["numpy_upns"] = B * N / nt.best / 1e9
-                        r["speedup"] = nt.best / tt.best
+                        r["numpy_cpu_upns"] = B * N / min(nt.cpu_times) / 1e9
+                        if tt is not None:
+                            r["speedup"] = nt.best / tt.best
+                    if ct is not None:
+                        r["compiled_ms"] = ct.best * 1e3
+                        r["compiled_upns"] = B * N / ct.best / 1e9
+                        r["compiled_cpu_upns"] = B * N / min(ct.cpu_times) / 1e9
+                        r["compiled_spread"] = ct.median / ct.best - 1.0
+                        if tt is not None:
+                            r["compiled_vs_torch"] = tt.best / ct.best
+                        if nt is not None and nt.times:
+                            r["compiled_speedup"] = nt.best / ct.best
+                            r["compiled_cpu_speedup"] = min(nt.cpu_times) / min(ct.cpu_times)
                     if ft is not None:
                         r["fused_ms"] = ft.best * 1e3
                         r["fused_upns"] = B * N / ft.best / 1e9
@@ -321,7 +391,7 @@ def main(argv=None):
                             r["fused_speedup"] = nt.best / ft.best
                     rows.append(r)
                     print(table([r], COLS).splitlines()[1], flush=True)
-                del tt, nt, ft
+                del tt, nt, ft, ct
     print()
     print(table([r for r in rows if "skipped" not in r], COLS))
     skipped = [r for r in rows if "skipped" in r]
@@ -337,7 +407,10 @@ def main(argv=None):
 COLS = [("model", "model", ""), ("L", "L", ""), ("B", "B", ""), ("threads", "thr", ""),
         ("torch_upns", "torch upd/ns", "{:.4f}"), ("numpy_upns", "numpy upd/ns", "{:.4f}"),
         ("speedup", "torch/numpy", "{:.2f}x"), ("fused_upns", "fused upd/ns", "{:.4f}"),
-        ("fused_speedup", "fused/numpy", "{:.2f}x"), ("torch_spread", "spread", "{:.0%}")]
+        ("fused_speedup", "fused/numpy", "{:.2f}x"), ("compiled_upns", "compiled upd/ns", "{:.4f}"),
+        ("compiled_speedup", "compiled/numpy", "{:.2f}x"), ("compiled_cpu_speedup", "(cpu time)", "{:.2f}x"),
+        ("compiled_vs_torch", "compiled/torch", "{:.1f}x"), ("torch_spread", "spread", "{:.0%}"),
+        ("compiled_spread", "c.spread", "{:.0%}")]
 
 
 if __name__ == "__main__":

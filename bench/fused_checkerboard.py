@@ -1,7 +1,11 @@
 """Prototype: the checkerboard Metropolis sweep as ONE fused, compiled kernel.
 
 Not part of the package: a measurement aid for bench/README.md ("what would fix the CPU
-speed"). It reproduces :func:`hpc_rg.mc.checkerboard.sweep` (Metropolis, +-1 spins,
+speed"). Superseded by the library's hand-written kernel :mod:`hpc_rg.mc.compiled`
+(``sample.kernel: compiled``, 1.3-6x faster than this; why torch.compile stalls here:
+bench/README.md, section 4); kept as the torch.compile reference (``--fused``).
+
+It reproduces :func:`hpc_rg.mc.checkerboard.sweep` (Metropolis, +-1 spins,
 Ising with J = 1, h = 0 or Edwards-Anderson couplings) with the same counter-based random
 stream (``CounterRNG`` key, counter ``2*sweep + parity(x)``) and the same arithmetic
 (``exp2``, ``a(0) = 1/2``, the ``u < p`` decision), written as pure tensor expressions with

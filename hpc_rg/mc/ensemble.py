@@ -31,6 +31,7 @@ import torch
 
 from hpc_rg.errors import HpcRgError
 from hpc_rg.mc import checkerboard as cb
+from hpc_rg.mc import compiled
 from hpc_rg.mc.halo import exchange_halo
 from hpc_rg.mc.tempering import ParallelTempering, TemperingState
 from hpc_rg.models import edwards_anderson as ea
@@ -168,6 +169,7 @@ class Ensemble:
 
         # ---------------------------------------------------------- disorder
         self._J = self._J_int = None
+        Jd = local_d = None
         if self.model == "edwards_anderson":
             Jd = [ea.couplings(self.L, self.dims, m.disorder, self.seed, int(d),
                                dtype=torch.float32, device=dev) for d in self.d_indices]
@@ -182,6 +184,14 @@ class Ensemble:
                 self._J_int = self._J[:, :, 1:-1]
             else:
                 self._J = self._J_int = J.contiguous()
+
+        # ---------------------------------------------------------- compiled kernel
+        self._kernel = None  # sample.kernel: compiled -> fused C++ sweep, bit-identical
+        if s.kernel == "compiled" and self.model != "phi4" and self.algorithm in cb.RULES:
+            self._kernel = compiled.compiled_or_none(
+                device=dev, rule=self.algorithm, global_shape=(self.L,) * self.dims,
+                seed=self._rng.seed, chain_ids=self.chain_ids, x0=self.x0, n0=Lx,
+                model=self.model, J=m.J, h=m.h, couplings=Jd, coupling_index=local_d)
 
         # ---------------------------------------------------------- tempering
         tcfg = s.tempering
@@ -247,11 +257,18 @@ class Ensemble:
         return ising.local_field(src, J=m.J, h=m.h, halo=halo)
 
     def _checkerboard_spins(self, k: int) -> None:
+        if self._kernel is not None:
+            self._kernel.sweep(self.x, self._beta, k, halo=self._ghosts if self.n_slabs > 1 else None)
+            return
         # one hash draw per sweep: site x gets uniform(2k + colour(x)), as per colour
         u = cb.sweep_uniforms(self._rng, k, self.x0, dtype=torch.float32)
         for colour in (0, 1):
             field = self._field(self.x)
             cb.update_colour(self.x, field, self._beta, u, self._masks[colour], self.algorithm)
+
+    def _ghosts(self, x: torch.Tensor) -> torch.Tensor:
+        """Ghost planes of the slab (collective over it): ``[:, 0]`` below, ``[:, -1]`` above."""
+        return exchange_halo(torch.stack((x[:, 0], x[:, -1]), 1), self.slab)
 
     def _checkerboard_phi4(self, k: int) -> None:
         dt = torch.float64 if self.dtype == torch.float64 else torch.float32
