@@ -141,9 +141,6 @@ class SampleConfig:
         return (self.L,) + tuple(x for x in self.reference_sizes if x != self.L)
 
 
-BLOCKINGS = ("auto", "majority", "majority_random", "decimation", "sign_mean", "overlap")
-
-
 @dataclass(frozen=True)
 class NetworkConfig:
     """``train.network:`` the fully convolutional super-resolution network."""

@@ -11,7 +11,8 @@ from hpc_rg.superres import SuperResolver
 from hpc_rg.superres.ensemble_io import split_runs, take_share
 from hpc_rg.superres.loss import gaussian_loss, nn_energy, spin_loss
 from hpc_rg.superres.modelfile import load_model, save_model
-from hpc_rg.superres.network import NetworkBank, NetworkSpec, SuperResolutionCNN, upsample
+from hpc_rg.rg.blocking import upsample
+from hpc_rg.superres.network import NetworkBank, NetworkSpec, SuperResolutionCNN
 
 
 @pytest.mark.parametrize("dims", [1, 2, 3])

@@ -101,6 +101,11 @@ class OutputFile(ABC):
     def own(self, name: str, selection: tuple) -> None:
         """Declare that this rank writes ``name[selection]`` (needed by the VDS fallback)."""
 
+    def put(self, name: str, selection: tuple, data: np.ndarray) -> None:
+        """:meth:`own` then :meth:`write`: this rank's slice ``name[selection] = data``."""
+        self.own(name, selection)
+        self.write(name, selection, data)
+
     def has(self, name: str) -> bool:
         return name in self._h5
 

@@ -45,7 +45,8 @@ def check_output_state(cfg, stages, resume: bool) -> None:
 
 
 def run_pipeline(cfg, comms, stages, stop, resume: bool, device, explicit: bool) -> None:
-    """Run ``stages`` in order (collective)."""
+    """Run ``stages`` in order (collective); with ``resume`` a stage whose output file is
+    complete is skipped."""
     from .sample import run_sample
     from .train import run_train
     from .upscale import run_upscale
@@ -58,5 +59,9 @@ def run_pipeline(cfg, comms, stages, stop, resume: bool, device, explicit: bool)
             if explicit:
                 raise StageNotBuiltError(msg)
             log.info(f"[{stage}] skipped: {msg}")
+            continue
+        final = cfg.output_dir / STAGE_FILES[stage]
+        if resume and comms.bcast_root(final.exists()):
+            log.info(f"[{stage}] {final} is complete; skipping (--resume)")
             continue
         runners[stage](cfg, comms, stop, resume, device)

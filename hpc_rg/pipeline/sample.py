@@ -60,9 +60,6 @@ def run_sample(cfg, comms, stop, resume: bool, device) -> None:
     """Run the sample stage at every size of ``sample.sizes`` (collective over ``comms.world``)."""
     out = cfg.output_dir
     final = out / schema.SAMPLES_FILE
-    if resume and final.exists():
-        log.info(f"[sample] {final} is complete; skipping (--resume)")
-        return
     partial_exists = comms.bcast_root(final.with_name(final.name + schema.PARTIAL_SUFFIX).exists())
     if resume and partial_exists:
         h5 = open_output(final, comms.world, "r+")
@@ -190,7 +187,7 @@ def _create_layout(h5, cfg, comms, layout: SizeLayout) -> None:
     grid_name = schema.COUPLINGS if cfg.model.name == "phi4" else schema.TEMPERATURES
     h5.create_dataset(f"{g}/{grid_name}", (layout.n_params,), np.float64)
     if comms.is_root:
-        _put(h5, f"{g}/{grid_name}", (), np.asarray(cfg.parameter_grid, dtype=np.float64))
+        h5.put(f"{g}/{grid_name}", (), np.asarray(cfg.parameter_grid, dtype=np.float64))
     m, s = cfg.model, cfg.sample
     attrs = {schema.GROUP_ATTR_MODEL: m.name, schema.GROUP_ATTR_DIMS: m.dims,
              schema.GROUP_ATTR_L: layout.L, schema.GROUP_ATTR_SOURCE: "monte_carlo",
@@ -230,22 +227,17 @@ def _write_chunk(h5, g: str, layout: SizeLayout, ens, comms, buf: ChunkBuffer, k
     for b, chain in enumerate(ens.chain_ids):
         for a, z, t in _runs(labels[:, b]):
             sel = layout.chain_slot(int(chain), t, k0 + a, k0 + z)
-            _put(h5, f"{g}/{schema.CONFIGS}", sel + lat, configs[a:z, b])
+            h5.put(f"{g}/{schema.CONFIGS}", sel + lat, configs[a:z, b])
             if write_scalars:
                 for name, values in scalars.items():
-                    _put(h5, f"{g}/{name}", sel, values[a:z, b])
+                    h5.put(f"{g}/{name}", sel, values[a:z, b])
     if layout.disordered and write_scalars:
         d_idx = ens.d_indices  # not pair_observables(): that is collective over the slab
         for name in layout.pair_names():
             values = np.stack([p[name] for p in buf.pairs])  # (K, D_local, T, P)
             for i, d in enumerate(d_idx):
                 sel = (int(d), slice(None), slice(k0, k0 + len(buf)), slice(None))
-                _put(h5, f"{g}/{name}", sel, np.moveaxis(values[:, i], 0, 1))
-
-
-def _put(h5, name, sel, data):
-    h5.own(name, sel)
-    h5.write(name, sel, data)
+                h5.put(f"{g}/{name}", sel, np.moveaxis(values[:, i], 0, 1))
 
 
 def _finish_group(h5, g: str, ens, comms) -> None:

@@ -57,9 +57,6 @@ def run_train(cfg, comms, stop, resume: bool, device) -> None:
 
     out = cfg.output_dir
     final = out / schema.MODEL_FILE
-    if resume and final.exists():
-        log.info(f"[train] {final} exists; skipping (--resume)")
-        return
     t, L = cfg.train, cfg.sample.L
     blocking = resolved_blocking(cfg)
     field = "phi4" if cfg.model.name == "phi4" else "spin"

@@ -47,14 +47,11 @@ def run_upscale(cfg, comms, stop, resume: bool, device) -> None:
     import torch
 
     from ..superres import load
-    from ..superres.ensemble_io import ensemble_size, grid, read_runs
+    from ..superres.ensemble_io import coarse_blocking, ensemble_size, grid, read_runs
     from ..superres.observables import observables
 
     out = cfg.output_dir
     final = out / schema.UPSCALED_FILE
-    if resume and final.exists():
-        log.info(f"[upscale] {final} is complete; skipping (--resume)")
-        return
     model = load(out / schema.MODEL_FILE, device)
     sizes = levels_of(cfg)
     L0, dims, field = cfg.sample.L, cfg.model.dims, model.field
@@ -65,7 +62,8 @@ def run_upscale(cfg, comms, stop, resume: bool, device) -> None:
     n_T, B = len(temps), cfg.upscale.batch
     per_T = -(-N // B)
     my_batches = list(block_range(n_T * per_T, comms.size, comms.rank))
-    rounds = comms.world.allreduce(len(my_batches), op=_max())
+    from mpi4py import MPI
+    rounds = comms.world.allreduce(len(my_batches), op=MPI.MAX)
 
     ckpts = RankCheckpoints(out / schema.CHECKPOINT_DIR, "upscale", comms.world)
     state = ckpts.load_latest() if resume else None
@@ -81,7 +79,7 @@ def run_upscale(cfg, comms, stop, resume: bool, device) -> None:
         h5 = open_output(final, comms.world, "w")
         _create_file(h5, cfg, comms, model, sizes, temps, N)
     conf_dtype = np.float32 if field == "phi4" else np.int8
-    blocking = "majority" if model.blocking == "overlap" else model.blocking
+    blocking = coarse_blocking(model.blocking)
     progress = Progress("upscale", rounds, "batches", cfg.run.progress_seconds,
                         active=comms.is_root, start=done)
     seed = cfg.run.seed
@@ -94,7 +92,7 @@ def run_upscale(cfg, comms, stop, resume: bool, device) -> None:
                 k, a = divmod(j, per_T)
                 a *= B
                 b = min(a + B, N)
-                x = torch.from_numpy(read_runs(g0, [(a, b)])[k]).to(device)
+                x = torch.from_numpy(read_runs(g0, [(a, b)], t=k)).to(device)
                 ids = torch.arange(a, b) + k * N
                 for level, Lp in enumerate(sizes, start=1):
                     net, t_out, _ = model.network_for(k, level, rescale)
@@ -103,10 +101,10 @@ def run_upscale(cfg, comms, stop, resume: bool, device) -> None:
                     obs = observables(y, field, dims)
                     grp = schema.size_group(Lp)
                     sel = (k, slice(a, b))
-                    _put(h5, f"{grp}/{schema.CONFIGS}", sel, y.cpu().numpy().astype(conf_dtype))
-                    _put(h5, f"{grp}/{CONSISTENCY}", sel, agree.cpu().numpy())
+                    h5.put(f"{grp}/{schema.CONFIGS}", sel, y.cpu().numpy().astype(conf_dtype))
+                    h5.put(f"{grp}/{CONSISTENCY}", sel, agree.cpu().numpy())
                     for name, values in _scalars(obs, field, cfg).items():
-                        _put(h5, f"{grp}/{name}", sel, values.cpu().numpy())
+                        h5.put(f"{grp}/{name}", sel, values.cpu().numpy())
                     x = y
             if (r + 1) % CHECKPOINT_EVERY == 0 or stop.requested(comms):
                 h5.flush()
@@ -177,8 +175,8 @@ def _create_file(h5, cfg, comms, model, sizes, temps, N) -> None:
         h5.create_dataset(f"{g}/{grid_name}", (n_T,), np.float64)
         h5.create_dataset(f"{g}/{NOMINAL}", (n_T,), np.float64)
         if comms.is_root:
-            _put(h5, f"{g}/{grid_name}", (), eff)
-            _put(h5, f"{g}/{NOMINAL}", (), np.asarray(temps, dtype=np.float64))
+            h5.put(f"{g}/{grid_name}", (), eff)
+            h5.put(f"{g}/{NOMINAL}", (), np.asarray(temps, dtype=np.float64))
         attrs = {schema.GROUP_ATTR_MODEL: cfg.model.name, schema.GROUP_ATTR_DIMS: cfg.model.dims,
                  schema.GROUP_ATTR_L: Lp, schema.GROUP_ATTR_SOURCE: "superres",
                  "level": level, "input_L": cfg.sample.L, "train_L": model.meta.get("train_L"),
@@ -188,16 +186,6 @@ def _create_file(h5, cfg, comms, model, sizes, temps, N) -> None:
                  "network_temperatures": net_T}
         attrs.update(flow_attrs)
         h5.set_attrs(g, attrs)
-
-
-def _put(h5, name, sel, data):
-    h5.own(name, sel)
-    h5.write(name, sel, data)
-
-
-def _max():
-    from mpi4py import MPI
-    return MPI.MAX
 
 
 def _print_summary(path, sizes) -> None:

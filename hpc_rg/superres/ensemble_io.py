@@ -17,6 +17,12 @@ import numpy as np
 from ..io import schema
 
 
+def coarse_blocking(blocking: str) -> str:
+    """Blocking applied to the configurations read here: EA overlaps ρ are already formed,
+    so ``overlap`` blocking is the majority rule on ρ; other names are unchanged."""
+    return "majority" if blocking == "overlap" else blocking
+
+
 def ensemble_size(group) -> int:
     """N: configurations per temperature of a size group (an open h5py group)."""
     ds = group[schema.CONFIGS]
@@ -26,11 +32,18 @@ def ensemble_size(group) -> int:
     return ds.shape[1]
 
 
-def read_runs(group, runs) -> np.ndarray:
-    """Configurations ``(n_T, sum of run lengths, *lattice)`` for flat index runs [(a, b), ...].
+def read_runs(group, runs, t: int | None = None) -> np.ndarray:
+    """Configurations ``(n_T, sum of run lengths, *lattice)`` for flat index runs [(a, b), ...];
+    with ``t``, only temperature index ``t``: ``(sum of run lengths, *lattice)``.
 
     Spins come back as float32 ±1, φ⁴ fields as float32.
     """
+    ts = slice(None) if t is None else slice(t, t + 1)
+    out = _read_runs(group, runs, ts)
+    return out if t is None else out[0]
+
+
+def _read_runs(group, runs, ts: slice) -> np.ndarray:
     ds = group[schema.CONFIGS]
     ea = group.attrs[schema.GROUP_ATTR_MODEL] == "edwards_anderson"
     parts = []
@@ -38,7 +51,7 @@ def read_runs(group, runs) -> np.ndarray:
         if b <= a:
             continue
         if not ea:
-            parts.append(np.asarray(ds[:, a:b], dtype=np.float32))
+            parts.append(np.asarray(ds[ts, a:b], dtype=np.float32))
             continue
         D, T, S, R = ds.shape[:4]
         P = R // 2
@@ -46,14 +59,15 @@ def read_runs(group, runs) -> np.ndarray:
         for d in range(a // per_d, (b - 1) // per_d + 1):
             lo, hi = max(a, d * per_d) - d * per_d, min(b, (d + 1) * per_d) - d * per_d
             k0, k1 = lo // P, (hi - 1) // P + 1
-            x = np.asarray(ds[d, :, k0:k1, : 2 * P], dtype=np.float32)  # (T, k, 2P, *lat)
+            x = np.asarray(ds[d, ts, k0:k1, : 2 * P], dtype=np.float32)  # (T, k, 2P, *lat)
             rho = x[:, :, 0::2] * x[:, :, 1::2]  # (T, k, P, *lat)
-            rho = rho.reshape((T, (k1 - k0) * P) + rho.shape[3:])
+            rho = rho.reshape((rho.shape[0], (k1 - k0) * P) + rho.shape[3:])
             parts.append(rho[:, lo - k0 * P: hi - k0 * P])
     lat = group.attrs[schema.GROUP_ATTR_DIMS]
     if not parts:
         L = int(group.attrs[schema.GROUP_ATTR_L])
-        return np.zeros((ds.shape[1] if ea else ds.shape[0], 0) + (L,) * int(lat), np.float32)
+        n_T = len(range(*ts.indices(ds.shape[1] if ea else ds.shape[0])))
+        return np.zeros((n_T, 0) + (L,) * int(lat), np.float32)
     return np.concatenate(parts, axis=1)
 
 

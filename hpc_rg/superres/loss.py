@@ -9,12 +9,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..models.lattice import forward_bond_sum
+
 
 def nn_energy(m: torch.Tensor, dims: int) -> torch.Tensor:
-    """−(1/N) Σ_x Σ_μ m_x m_{x+μ} per configuration; m (B, *lattice) -> (B,) (J = 1)."""
-    axes = tuple(range(m.dim() - dims, m.dim()))
-    e = sum((m * torch.roll(m, 1, dims=a)) for a in axes)
-    return -e.flatten(1).mean(1)
+    """−(1/N) Σ_x Σ_μ m_x m_{x+μ} per configuration; m (B, *lattice) -> (B,) (J = 1).
+
+    ``dims`` must equal ``m.dim() - 1`` (one batch axis); differentiable in ``m``."""
+    assert m.dim() == dims + 1, (m.shape, dims)
+    return -(m * forward_bond_sum(m)).flatten(1).mean(1)
 
 
 def spin_loss(out: torch.Tensor, target: torch.Tensor, dims: int,

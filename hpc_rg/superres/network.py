@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from ..rg.blocking import upsample
+
 
 @dataclass(frozen=True)
 class NetworkSpec:
@@ -51,13 +53,6 @@ class NetworkSpec:
 
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
-
-
-def upsample(x: torch.Tensor, dims: int) -> torch.Tensor:
-    """Nearest-neighbour ×2 on the last ``dims`` axes: (..., L, ...) -> (..., 2L, ...)."""
-    for axis in range(x.dim() - dims, x.dim()):
-        x = x.repeat_interleave(2, dim=axis)
-    return x
 
 
 class SuperResolutionCNN(nn.Module):

@@ -17,7 +17,7 @@ from ..io import schema
 from ..rg.blocking import block
 from ..rg.flow import TemperatureFlow, fit_flow
 from ..rng import torch_generator
-from .ensemble_io import ensemble_size, grid, read_runs, take_share
+from .ensemble_io import coarse_blocking, ensemble_size, grid, read_runs, take_share
 from .observables import curve_names, observables
 
 log = logging.getLogger("hpc_rg")
@@ -40,8 +40,7 @@ def _curve_sums(group, comms, device, field, dims, blocking=None, seed=0):
         for c in range(a, b, _SLICE):
             x = torch.from_numpy(read_runs(group, [(c, min(c + _SLICE, b))])).to(device)
             if blocking is not None:
-                how = "majority" if blocking == "overlap" else blocking
-                x = block(x, how, dims, generator=gen)
+                x = block(x, coarse_blocking(blocking), dims, generator=gen)
             for k in range(n_T):
                 obs = observables(x[k], field, dims)
                 for name in names:

@@ -22,6 +22,7 @@ import torch
 from ..errors import ConfigError, StoppedBySignal
 from ..rg.blocking import block
 from ..rng import torch_generator
+from .ensemble_io import coarse_blocking
 from .loss import loss_fn
 from .network import NetworkBank
 
@@ -101,8 +102,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ pieces
     def _inputs(self, target: torch.Tensor, gen) -> torch.Tensor:
-        return block(target, self.blocking if self.blocking != "overlap" else "majority",
-                     self.dims, generator=gen)
+        return block(target, coarse_blocking(self.blocking), self.dims, generator=gen)
 
     def _loss(self, engine, target, gen) -> torch.Tensor:
         x = self._inputs(target, gen)
