@@ -68,3 +68,61 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------- finished runs for the tools
+# Small complete runs (samples.h5, model.pt, upscaled.h5) made once per pytest session and
+# shared by the post-processing tool tests. Treat them as read-only: copy before modifying.
+FINISHED_RUN_DECKS = {
+    "ising": """
+run: {{name: tools_ising, output: {out}, seed: 7, progress_seconds: 5}}
+model: {{name: ising, dims: 2}}
+sample: {{L: 8, temperatures: [2.0, 2.269185, 2.6], chains: 2, thermalize: 100, samples: 40,
+         thin: 2, chunk: 20, reference_sizes: [4, 16]}}
+train: {{epochs: 2, batch_size: 8, network: {{depth: 2, width: 4}}}}
+upscale: {{target_L: 32, batch: 10}}
+""",
+    "edwards_anderson": """
+run: {{name: tools_ea, output: {out}, seed: 5, progress_seconds: 5}}
+model: {{name: edwards_anderson, dims: 3, disorder: gaussian, disorder_samples: 2, replicas: 4}}
+sample: {{L: 4, temperatures: [0.8, 1.3], tempering: {{enabled: true, every: 1}},
+         thermalize: 20, samples: 10, thin: 1, chunk: 10}}
+train: {{epochs: 1, batch_size: 4, network: {{depth: 2, width: 4}}}}
+upscale: {{target_L: 16, batch: 3}}
+""",
+    "phi4": """
+run: {{name: tools_phi4, output: {out}, seed: 5, progress_seconds: 5}}
+model: {{name: phi4, dims: 2, parametrization: bachtis, kappa: 1.0, lam: 0.7}}
+sample: {{L: 8, couplings: [-1.0, -0.9], chains: 2, thermalize: 20, samples: 10, thin: 1,
+         chunk: 10}}
+train: {{epochs: 1, batch_size: 4, network: {{depth: 2, width: 4}}}}
+upscale: {{target_L: 32, batch: 3}}
+""",
+}
+
+
+def _finished_run(tmp_path_factory, model: str) -> Path:
+    out = tmp_path_factory.mktemp(f"run_{model}") / "out"
+    deck = out.parent / "deck.yaml"
+    deck.write_text(FINISHED_RUN_DECKS[model].format(out=out))
+    r = run_hpc_rg([deck], nprocs=2 if model == "ising" else 1)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def ising_run(tmp_path_factory) -> Path:
+    """Output directory of a finished 2D Ising run: MC 4, 8, 16; SR 16, 32 (3 temperatures)."""
+    return _finished_run(tmp_path_factory, "ising")
+
+
+@pytest.fixture(scope="session")
+def ea_run(tmp_path_factory) -> Path:
+    """Output directory of a finished 3D EA run: MC L = 4 (2 disorder, 4 replicas); SR 8, 16."""
+    return _finished_run(tmp_path_factory, "edwards_anderson")
+
+
+@pytest.fixture(scope="session")
+def phi4_run(tmp_path_factory) -> Path:
+    """Output directory of a finished 2D phi4 run: MC L = 8 (2 couplings); SR 16, 32."""
+    return _finished_run(tmp_path_factory, "phi4")
