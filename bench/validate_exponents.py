@@ -12,6 +12,13 @@ Usage::
 
     python bench/validate_exponents.py --repeats 5 --target 512 --samples 2500
     python bench/validate_exponents.py --quick      # 2 repeats to 128, minutes
+    python bench/validate_exponents.py --train-L 32 # network 16 -> 32 trained on 32² MC
+
+``--train-L 32`` samples 32 × 32 (and 16 × 16) Monte Carlo at T_c, trains the 16 -> 32
+network on blocked 32² configurations, and starts the chain from the 16² Monte Carlo
+ensemble (upscaled here with ``hpc_rg.superres.load(...).upscale``): the first step then
+sees inputs of the size the network was trained on, and the fixed point of the learned
+map is that of the 32 -> 16 blocking rather than 16 -> 8.
 
 Runs ``mpirun -n NP python -m hpc_rg`` per repeat in ``runs/exponents/seed<k>``; prints the
 table and writes ``bench/results/exponents-<stamp>.json``.
@@ -46,6 +53,35 @@ train: {{epochs: {epochs}, batch_size: 64, patience: 6, energy_weight: {gamma},
         network: {{depth: {depth}, width: {width}, kernel: 3}}}}
 upscale: {{target_L: {target}, batch: 16, rescale_temperature: false}}
 """
+DECK_TRAIN_L32 = """
+run: {{name: exponents, output: {out}, seed: {seed}, progress_seconds: 60}}
+model: {{name: ising, dims: 2}}
+sample: {{L: 32, temperatures: [{tc}], algorithm: swendsen_wang, chains: 4, thermalize: 500,
+         samples: {per_chain}, thin: 2, chunk: 500, reference_sizes: [16]}}
+train: {{epochs: {epochs}, batch_size: 64, patience: 6, energy_weight: {gamma},
+        network: {{depth: {depth}, width: {width}, kernel: 3}}}}
+"""
+
+
+def chain_from_16(out: Path, target: int, seed: int, batch: int = 64) -> dict:
+    """Upscale samples.h5 /L16 (Monte Carlo at T_c) with out/model.pt up to ``target``."""
+    import numpy as np
+    import torch
+    import hpc_rg.superres as sr
+
+    model = sr.load(out / "model.pt")
+    levels = (target // 16).bit_length() - 1
+    with h5py.File(out / "samples.h5") as f:
+        x16 = f["L16/configs"][0]
+    configs = {16: x16}
+    outs = {16 * 2**k: [] for k in range(1, levels + 1)}
+    for i in range(0, len(x16), batch):
+        x = torch.as_tensor(x16[i:i + batch], dtype=torch.float32)
+        ids = torch.arange(i, min(i + batch, len(x16)))
+        for k, y in enumerate(model.upscale(x, 0, levels, seed=seed, ids=ids, rescale=False), 1):
+            outs[16 * 2**k].append(y.to(torch.int8).numpy())
+    configs.update({L: np.concatenate(v) for L, v in outs.items()})
+    return configs
 
 
 class TempSlice:
@@ -65,10 +101,12 @@ class TempSlice:
 def run_repeat(seed: int, args, root: Path) -> dict:
     out = root / f"seed{seed}"
     deck = root / f"seed{seed}.yaml"
-    deck.write_text(DECK.format(out=out, seed=seed, tc=TC, per_chain=args.samples // 4,
+    template = DECK_TRAIN_L32 if args.train_L == 32 else DECK
+    done = out / ("model.pt" if args.train_L == 32 else "upscaled.h5")
+    deck.write_text(template.format(out=out, seed=seed, tc=TC, per_chain=args.samples // 4,
                                 epochs=args.epochs, gamma=args.gamma, target=args.target,
                                 depth=args.depth, width=args.width))
-    if not (out / "upscaled.h5").exists():
+    if not done.exists():
         env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                    OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1",
                    OMPI_MCA_btl="self,vader", GLOO_SOCKET_IFNAME="lo", DS_ACCELERATOR="cpu")
@@ -76,6 +114,11 @@ def run_repeat(seed: int, args, root: Path) -> dict:
         if (out / "samples.h5.partial").exists() or (out / "samples.h5").exists():
             cmd.append("--resume")
         subprocess.run(cmd, cwd=REPO, env=env, check=True)
+    if args.train_L == 32:
+        levels = levels_observables(chain_from_16(out, args.target, seed), 2, TC)
+        ex = critical_exponents(levels)
+        return {"seed": seed, **{k: v for k, v in ex.as_dict().items() if not isinstance(v, dict)},
+                "levels": [lv.as_dict() for lv in levels]}
     configs = {}
     files = [h5py.File(out / "samples.h5"), h5py.File(out / "upscaled.h5")]
     configs[16] = TempSlice(files[0]["L16/configs"], 0)
@@ -101,6 +144,8 @@ def main(argv=None) -> int:
     p.add_argument("--depth", type=int, default=4)
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--np", type=int, default=2)
+    p.add_argument("--train-L", dest="train_L", type=int, default=16, choices=(16, 32),
+                   help="train on L x L Monte Carlo (16: the paper's 8 -> 16 network)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--root", default=str(REPO / "runs" / "exponents"))
     args = p.parse_args(argv)
@@ -115,7 +160,7 @@ def main(argv=None) -> int:
              "eta_quarter": ISING2D_EXPONENTS["eta"], "eta_half": ISING2D_EXPONENTS["eta"]}
     print(f"# 2D Ising exponents from SR 16 -> {args.target}, {args.repeats} repeats, "
           f"{args.samples} configs each, network depth {args.depth} width {args.width}, "
-          f"gamma {args.gamma} ({time.time() - t0:.0f} s)")
+          f"gamma {args.gamma}, trained on {args.train_L}² ({time.time() - t0:.0f} s)")
     print(f"{'exponent':12s} {'SR mean':>10s} {'stderr':>8s} {'exact':>8s} {'dev %':>7s}  per repeat")
     summary = {}
     for n in names:

@@ -83,6 +83,29 @@ def test_upscale_same_file_on_one_and_two_ranks(pipeline, tmp_path, nprocs):
     assert_same_data(tmp / "out" / "upscaled.h5", out / "upscaled.h5")
 
 
+def test_upscale_samples_spread_over_the_ensemble(pipeline, tmp_path):
+    """upscale.samples = 7 of 80 takes inputs n·80 // 7 (all chains, not chain 0's first 7)."""
+    from hpc_rg.pipeline.upscale import input_runs
+    from hpc_rg.rg.blocking import majority_rule
+    tmp, deck = pipeline
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("samples.h5", "model.pt"):
+        shutil.copy(tmp / "out" / name, out / name)
+    r = run_hpc_rg([deck, "--stage", "upscale", "--set", f"run.output={out}",
+                    "--set", "upscale.samples=7"], nprocs=2)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert input_runs(0, 7, 7, 80) == [(i * 80 // 7, i * 80 // 7 + 1) for i in range(7)]
+    assert input_runs(2, 6, 80, 80) == [(2, 6)]
+    with h5py.File(out / "samples.h5") as f, h5py.File(out / "upscaled.h5") as g:
+        assert g["L16"].attrs["input_count"] == 80 and g["L16/configs"].shape[:2] == (3, 7)
+        coarse = f["L8/configs"][2].astype(np.float32)  # T = 2.6: configurations differ
+        fine = torch.from_numpy(g["L16/configs"][2].astype(np.float32))
+        blocked = majority_rule(fine, dims=2).numpy()
+        agree = (blocked[:, None] == coarse[None]).mean(axis=(2, 3))  # (7, 80)
+        assert list(agree.argmax(axis=1)) == [n * 80 // 7 for n in range(7)]
+
+
 def test_train_without_samples_is_a_one_line_error(tmp_path):
     r = run_hpc_rg([make_deck(tmp_path), "--stage", "train"])
     assert r.returncode == 2, r.stdout + r.stderr

@@ -20,7 +20,7 @@ from ..errors import StoppedBySignal
 from ..io import schema
 from ..io.checkpoint import RankCheckpoints
 from ..io.provenance import provenance
-from ..io.writer import open_output
+from ..io.writer import open_output, partial_is_usable
 from ..parallel.distribute import block_range
 from .progress import Progress
 from .train import open_samples, size_group
@@ -67,17 +67,31 @@ def run_upscale(cfg, comms, stop, resume: bool, device) -> None:
 
     ckpts = RankCheckpoints(out / schema.CHECKPOINT_DIR, "upscale", comms.world)
     state = ckpts.load_latest() if resume else None
-    partial = comms.bcast_root(final.with_name(final.name + schema.PARTIAL_SUFFIX).exists())
+    partial_path = final.with_name(final.name + schema.PARTIAL_SUFFIX)
+    partial = comms.bcast_root(partial_path.exists())
+    h5 = None
     if state is not None and partial:
-        seq, saved = state
-        done = saved["done"]
-        h5 = open_output(final, comms.world, "r+")
-        log.info(f"[upscale] resuming: {done}/{rounds} batch rounds done")
-    else:
+        # the checkpoint is saved only after the data it counts were flushed; a partial file
+        # that cannot be reopened (killed while HDF5 metadata were written) is rebuilt
+        if partial_is_usable(final, comms.world):
+            seq, saved = state
+            done = saved["done"]
+            h5 = open_output(final, comms.world, "r+")
+            if not comms.bcast_root(_structure_complete(h5, sizes)):
+                h5.close(complete=False)
+                h5 = None
+            else:
+                log.info(f"[upscale] resuming: {done}/{rounds} batch rounds done")
+        if h5 is None:
+            log.warning(f"[upscale] {partial_path}: unreadable or incomplete; starting the "
+                        f"stage again from scratch")
+    elif resume and partial:
+        log.info(f"[upscale] {partial_path}: no checkpoint yet; starting the stage again")
+    if h5 is None:
         ckpts.clear()
         seq, done = -1, 0
         h5 = open_output(final, comms.world, "w")
-        _create_file(h5, cfg, comms, model, sizes, temps, N)
+        _create_file(h5, cfg, comms, model, sizes, temps, N, N_all)
     conf_dtype = np.float32 if field == "phi4" else np.int8
     blocking = coarse_blocking(model.blocking)
     progress = Progress("upscale", rounds, "batches", cfg.run.progress_seconds,
@@ -92,7 +106,7 @@ def run_upscale(cfg, comms, stop, resume: bool, device) -> None:
                 k, a = divmod(j, per_T)
                 a *= B
                 b = min(a + B, N)
-                x = torch.from_numpy(read_runs(g0, [(a, b)], t=k)).to(device)
+                x = torch.from_numpy(read_runs(g0, input_runs(a, b, N, N_all), t=k)).to(device)
                 ids = torch.arange(a, b) + k * N
                 for level, Lp in enumerate(sizes, start=1):
                     net, t_out, _ = model.network_for(k, level, rescale)
@@ -123,6 +137,36 @@ def run_upscale(cfg, comms, stop, resume: bool, device) -> None:
         _print_summary(final, sizes)
 
 
+def _structure_complete(h5, sizes) -> bool:
+    """Every level group with its datasets and attributes (the last thing made at creation)."""
+    try:
+        for Lp in sizes:
+            g = schema.size_group(Lp)
+            if not (h5.has(g) and h5.has(f"{g}/{schema.CONFIGS}") and h5.has(f"{g}/{NOMINAL}")
+                    and "level" in h5.attrs(g)):
+                return False
+    except (KeyError, OSError, ValueError):
+        return False
+    return True
+
+
+def input_runs(a: int, b: int, N: int, N_all: int) -> list[tuple[int, int]]:
+    """Flat input indices of upscaled rows a..b-1 as contiguous runs [(start, stop), ...].
+
+    Row n of N upscaled configurations descends from input n·N_all // N of the N_all
+    available (evenly spread over chains, disorder samples and Monte Carlo time when
+    ``upscale.samples`` < N_all; row n = input n when all are used).
+    """
+    runs: list[list[int]] = []
+    for n in range(a, b):
+        i = n * N_all // N
+        if runs and runs[-1][1] == i:
+            runs[-1][1] += 1
+        else:
+            runs.append([i, i + 1])
+    return [(u, v) for u, v in runs]
+
+
 def _consistency(x, y, blocking: str, dims: int, field: str):
     """Spins: fraction of coarse sites with block(y) == x. φ⁴: fraction with the same sign
     (block values of a continuous field never coincide exactly)."""
@@ -146,7 +190,7 @@ def _scalars(obs: dict, field: str, cfg) -> dict:
     return {schema.MAGNETIZATION: obs["m"], schema.ENERGY: m.J * obs["e_nn"] - m.h * obs["m"]}
 
 
-def _create_file(h5, cfg, comms, model, sizes, temps, N) -> None:
+def _create_file(h5, cfg, comms, model, sizes, temps, N, N_all) -> None:
     """Collective: provenance, one group per level with datasets and temperatures."""
     root = provenance(cfg, comms.size, "upscale", commit=None if comms.is_root else "")
     root = comms.bcast_root(root)
@@ -180,6 +224,7 @@ def _create_file(h5, cfg, comms, model, sizes, temps, N) -> None:
         attrs = {schema.GROUP_ATTR_MODEL: cfg.model.name, schema.GROUP_ATTR_DIMS: cfg.model.dims,
                  schema.GROUP_ATTR_L: Lp, schema.GROUP_ATTR_SOURCE: "superres",
                  "level": level, "input_L": cfg.sample.L, "train_L": model.meta.get("train_L"),
+                 "input_count": N_all,
                  "blocking": model.blocking or "", "rescaled": bool(
                      cfg.upscale.rescale_temperature and model.rescales),
                  "overlap_configs": cfg.model.name == "edwards_anderson",
