@@ -180,7 +180,12 @@ class UpscaleConfig:
 
 @dataclass(frozen=True)
 class AnalyzeConfig:
-    """``analyze:`` stage; keys are added by the post-processing issue."""
+    """``analyze:`` observables with errors of samples.h5 / upscaled.h5 -> analysis.h5."""
+
+    sizes: tuple[int, ...] = ()  #: lattice sizes to analyse (empty: every size of the run)
+    two_point_r: tuple[int, ...] = ()  #: distances of G(r) (empty: 1 .. L/2)
+    jackknife_bins: int = 0  #: blocks for clean models (0: ~32, a multiple of the chains)
+    exponents: bool = True  #: finite-size-scaling fits over the sizes (>= 2 sizes)
 
 
 @dataclass(frozen=True)
@@ -561,6 +566,7 @@ def validate(cfg: Config, problems: list[str], world_size: int | None = None) ->
                         f"metropolis or heatbath; use kernel: torch")
     _validate_train(cfg, problems)
     _validate_upscale(cfg, problems)
+    _validate_analyze(cfg, problems)
     if r.progress_seconds < 0:
         problems.append(f"{w}: run.progress_seconds={r.progress_seconds}: must be >= 0")
     if world_size is not None and s.ranks_per_replica >= 1:
@@ -635,3 +641,28 @@ def _validate_upscale(cfg: Config, problems: list[str]) -> None:
         problems.append(f"{w}: upscale.batch={u.batch}: must be >= 1")
     if u.samples < 0:
         problems.append(f"{w}: upscale.samples={u.samples}: must be >= 0 (0 = all)")
+
+
+def run_sizes(cfg: Config) -> tuple[int, ...]:
+    """Every lattice size the run writes: Monte Carlo sizes, then the upscaled levels."""
+    sizes = list(cfg.sample.sizes)
+    if "upscale" in cfg.present or "train" in cfg.present:
+        L, target = cfg.sample.L, cfg.upscale.target_L or 4 * cfg.sample.L
+        while 0 < L < target:
+            L *= 2
+            sizes.append(L)
+    return tuple(sorted(set(sizes)))
+
+
+def _validate_analyze(cfg: Config, problems: list[str]) -> None:
+    w, a = cfg.source, cfg.analyze
+    have = run_sizes(cfg)
+    bad = [L for L in a.sizes if L not in have]
+    if bad:
+        problems.append(f"{w}: analyze.sizes={_show(list(a.sizes))}: size {bad[0]} is not made "
+                        f"by this run; sizes are {', '.join(map(str, have))}")
+    if any(r < 0 for r in a.two_point_r):
+        problems.append(f"{w}: analyze.two_point_r={_show(list(a.two_point_r))}: distances "
+                        f"must be >= 0")
+    if a.jackknife_bins == 1 or a.jackknife_bins < 0:
+        problems.append(f"{w}: analyze.jackknife_bins={a.jackknife_bins}: must be 0 (auto) or >= 2")

@@ -62,10 +62,11 @@ def test_dry_run_and_default_config(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_unbuilt_stage_is_a_clear_error(write_yaml, tmp_path):
+def test_analyze_without_outputs_is_a_clear_error(write_yaml, tmp_path):
     r = run_hpc_rg([deck(write_yaml, tmp_path / "o"), "--stage", "analyze"])
     assert r.returncode == 2
-    assert "stage 'analyze' is not built" in r.stderr and "Traceback" not in r.stderr
+    assert "no samples.h5 or upscaled.h5 to analyze" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
 
 
 def test_check_reports_environment():

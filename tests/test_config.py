@@ -137,9 +137,11 @@ def test_overrides(write_yaml):
     assert "expected section.key=value" in p
 
 
-def test_stage_sections_take_no_keys_yet(write_yaml):
+def test_analyze_section_keys(write_yaml):
     (p,) = problems(write_yaml, GOOD + "analyze: {epochs: 3}\n")
-    assert "analyze.epochs: unknown key (this stage takes no keys yet)" in p
+    assert "analyze.epochs: unknown key; accepted keys: sizes, two_point_r, jackknife_bins, exponents" in p
+    cfg = load_config(write_yaml(GOOD + "analyze: {two_point_r: [1, 2], exponents: false}\n"))
+    assert cfg.analyze.two_point_r == (1, 2) and cfg.analyze.exponents is False
 
 
 def test_train_and_upscale_keys(write_yaml):

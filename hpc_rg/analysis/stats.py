@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["bin_means", "binning_error", "binning_analysis", "jackknife",
+__all__ = ["bin_means", "binning_error", "binning_analysis", "jackknife", "jackknife_sums",
            "autocorrelation", "integrated_autocorr_time"]
 
 
@@ -103,6 +103,43 @@ def jackknife(f, *series, n_bins: int = 32, axis: int = 0):
     loo = np.stack([np.asarray(f(*[(t - b[i]) / (n - 1.0) for t, b in zip(totals, bins)]), dtype=np.float64)
                     for i in range(n_bins)])
     err = np.sqrt((n - 1.0) / n * ((loo - loo.mean(axis=0)) ** 2).sum(axis=0))
+    return value, err
+
+
+def jackknife_sums(f, sums, counts):
+    """Jackknife mean and error of ``f(<x1>, <x2>, ...)`` from per-block sums.
+
+    The streaming form of :func:`jackknife`: the data were reduced to block sums (e.g. on
+    several MPI ranks), blocks may have different sizes.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(m1, m2, ...)`` of the means (arrays with the block axis removed).
+    sums : sequence of arrays, each shape (n_blocks, ...)
+        Sum of each per-sample series over the samples of each block.
+    counts : array_like, shape (n_blocks,)
+        Samples per block (all > 0; at least 2 blocks).
+
+    Returns
+    -------
+    (value, err)
+        ``value = f(sum / n)`` over all samples; ``err`` as in :func:`jackknife`, with
+        block ``i`` left out: ``f((total - sum_i) / (n - count_i))``. Equal to
+        :func:`jackknife` when all blocks have the same size.
+    """
+    c = np.asarray(counts, dtype=np.float64)
+    nb = c.size
+    if nb < 2 or np.any(c <= 0):
+        raise ValueError(f"jackknife_sums: need >= 2 non-empty blocks, got counts {c.tolist()}")
+    sums = [np.asarray(s, dtype=np.float64) for s in sums]
+    totals = [s.sum(axis=0) for s in sums]
+    n = c.sum()
+    value = np.asarray(f(*[t / n for t in totals]), dtype=np.float64)
+    loo = np.stack([np.asarray(f(*[(t - s[i]) / (n - c[i]) for t, s in zip(totals, sums)]),
+                               dtype=np.float64) for i in range(nb)])
+    with np.errstate(invalid="ignore"):
+        err = np.sqrt((nb - 1.0) / nb * ((loo - loo.mean(axis=0)) ** 2).sum(axis=0))
     return value, err
 
 

@@ -14,7 +14,7 @@ log = logging.getLogger("hpc_rg")
 STAGE_FILES = {"sample": schema.SAMPLES_FILE, "upscale": schema.UPSCALED_FILE,
                "analyze": schema.ANALYSIS_FILE, "train": schema.MODEL_FILE}
 #: stages this version provides; the others print a clear message
-BUILT = ("sample", "train", "upscale")
+BUILT = ("sample", "train", "upscale", "analyze")
 
 
 def stages_for(request: str, cfg=None) -> tuple[str, ...]:
@@ -47,11 +47,13 @@ def check_output_state(cfg, stages, resume: bool) -> None:
 def run_pipeline(cfg, comms, stages, stop, resume: bool, device, explicit: bool) -> None:
     """Run ``stages`` in order (collective); with ``resume`` a stage whose output file is
     complete is skipped."""
+    from .analyze import run_analyze
     from .sample import run_sample
     from .train import run_train
     from .upscale import run_upscale
 
-    runners = {"sample": run_sample, "train": run_train, "upscale": run_upscale}
+    runners = {"sample": run_sample, "train": run_train, "upscale": run_upscale,
+               "analyze": run_analyze}
     for stage in stages:
         if stage not in BUILT:
             msg = (f"stage '{stage}' is not built in this version of hpc_rg yet "

@@ -1,0 +1,73 @@
+"""The ``analyze`` stage: observables with errors of ``samples.h5`` and ``upscaled.h5``.
+
+Runs the computation of ``tools/observables`` (:mod:`hpc_rg.analysis.tables`) on every size
+group of the run's ``samples.h5`` and ``upscaled.h5`` (whichever exist; ``analyze.sizes``
+restricts them), collectively over the world (each rank reads its share of the
+configurations, block sums are reduced), optionally fits the finite-size-scaling exponents
+(:mod:`hpc_rg.analysis.fss`; a size in both files is taken from ``samples.h5``), and rank 0
+writes ``analysis.h5`` (``.partial`` then renamed; layout in :mod:`hpc_rg.analysis.report`)
+and logs the tables. No checkpoints: an interrupted analysis starts again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..errors import InputFileError, StoppedBySignal
+from ..io import schema
+from ..io.provenance import provenance
+
+log = logging.getLogger("hpc_rg")
+
+
+def run_analyze(cfg, comms, stop, resume: bool, device) -> None:
+    """Analyse the run's outputs and write ``analysis.h5`` (collective over ``comms.world``)."""
+    import h5py
+
+    from ..analysis import report
+    from ..analysis.fss import fit_exponents, format_exponents
+    from ..analysis.tables import file_tables
+    from ..tools.common import size_groups
+
+    out = cfg.output_dir
+    a = cfg.analyze
+    files = comms.bcast_root([str(out / n) for n in (schema.SAMPLES_FILE, schema.UPSCALED_FILE)
+                              if (out / n).is_file()])
+    if not files:
+        raise InputFileError(f"{out}: no {schema.SAMPLES_FILE} or {schema.UPSCALED_FILE} to "
+                             f"analyze; run --stage sample (and upscale) first")
+    rs = None
+    if a.two_point_r:
+        rs = set(a.two_point_r)
+        if a.exponents:  # the fits need G(L/4) and G(L/2) of every size
+            from ..config import run_sizes
+            rs |= {max(1, L // 4) for L in run_sizes(cfg)} | {L // 2 for L in run_sizes(cfg)}
+        rs = sorted(rs)
+    tables = []
+    for path in files:
+        if stop.requested(comms):
+            raise StoppedBySignal("analyze stage stopped by signal; rerun with --resume")
+        with h5py.File(path, "r") as f:
+            have = [L for L, _ in size_groups(f)]
+            want = None if not a.sizes else [L for L in a.sizes if L in have]
+            if want == []:
+                continue
+            log.info(f"[analyze] {path}: sizes {', '.join(map(str, want or have))}")
+            tables += file_tables(f, comms.world, sizes=want, rs=rs,
+                                  n_bins=a.jackknife_bins or None)
+    missing = sorted(set(a.sizes) - {t.L for t in tables})
+    if missing:
+        raise InputFileError(f"{cfg.source}: analyze.sizes: no group /L{missing[0]} in "
+                             f"{', '.join(files)}")
+    exps = None
+    if a.exponents and len({t.L for t in tables}) >= 2:
+        exps = fit_exponents(tables)
+    final = out / schema.ANALYSIS_FILE
+    root = provenance(cfg, comms.size, "analyze", commit=None if comms.is_root else "")
+    if comms.is_root:
+        report.write_h5(final, tables, root, exponents=exps)
+        text = report.format_tables(tables)
+        if exps:
+            text += "\n\n# finite-size scaling\n" + format_exponents(exps)
+        log.info(f"[analyze] wrote {final}\n{text}")
+    comms.world.Barrier()
