@@ -6,6 +6,7 @@ A tool's ``main(argv) -> int`` is wrapped by :func:`run_tool`, which turns an
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from pathlib import Path
@@ -15,6 +16,14 @@ from ..errors import InputFileError
 from ..io import schema
 
 SIZE_GROUP = re.compile(r"^L(\d+)$")
+
+
+class ToolParser(argparse.ArgumentParser):
+    """argparse with one-line errors: a bad option raises HpcRgError (exit 2 via run_tool)."""
+
+    def error(self, message):
+        from ..errors import HpcRgError
+        raise HpcRgError(f"{message} (see {self.prog} --help)")
 
 
 def run_tool(name: str, main: Callable[[list[str] | None], int], argv=None) -> int:

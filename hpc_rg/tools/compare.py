@@ -47,7 +47,8 @@ import numpy as np
 
 from ..analysis.stats import binning_error
 from ..errors import InputFileError, OutputError
-from .common import open_output, run_tool, select_sizes, size_groups, temperature_grid
+from .common import (ToolParser, open_output, run_tool, select_sizes, size_groups,
+                     temperature_grid)
 
 # model -> (name, label, dataset, per-configuration transform)
 OBSERVABLES = {
@@ -256,7 +257,7 @@ def to_json(rep: dict) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="compare", description=__doc__,
+    ap = ToolParser(prog="compare", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("a", metavar="A.h5")
     ap.add_argument("b", metavar="B.h5")

@@ -26,11 +26,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import open_output, run_tool
+from .common import ToolParser, open_output, run_tool
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="exponents", description=__doc__.split("\n\n")[0],
+    p = ToolParser(prog="exponents", description=__doc__.split("\n\n")[0],
                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("files", nargs="+", metavar="FILE", help="samples.h5 and/or upscaled.h5")

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import schema
-from .common import open_output, run_tool, size_groups
+from .common import ToolParser, open_output, run_tool, size_groups
 
 PROVENANCE = (schema.ATTR_VERSION, schema.ATTR_SCHEMA, schema.ATTR_STAGE, schema.ATTR_CREATED,
               schema.ATTR_RANKS, schema.ATTR_SEED, schema.ATTR_GIT, schema.ATTR_WRITER)
@@ -257,7 +257,7 @@ def _render_model(info: dict, full_config: bool) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="h5info", description=__doc__,
+    ap = ToolParser(prog="h5info", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("files", nargs="+", metavar="FILE")
     ap.add_argument("--config", action="store_true", help="print the stored config_yaml in full")

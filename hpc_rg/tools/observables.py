@@ -34,11 +34,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import open_output, run_tool
+from .common import ToolParser, open_output, run_tool
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="observables", description=__doc__.split("\n\n")[0],
+    p = ToolParser(prog="observables", description=__doc__.split("\n\n")[0],
                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", help="samples.h5 or upscaled.h5 of an hpc_rg run")

@@ -64,7 +64,8 @@ from ..analysis.correlation import two_point_profile
 from ..analysis.stats import jackknife
 from ..errors import HpcRgError, InputFileError
 from ..io import schema
-from .common import open_output, require_dataset, run_tool, select_sizes, size_groups, temperature_grid
+from .common import (ToolParser, open_output, require_dataset, run_tool, select_sizes,
+                     size_groups, temperature_grid)
 
 TOOL = "plot"
 KINDS = ("histograms", "curves", "binder", "phi4", "snapshots", "correlation", "tempering", "ess")
@@ -1004,11 +1005,6 @@ def make_plots(inp, out, kinds=("all",), indices=None, config=0, max_configs=200
     return paths
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2 (run_tool), instead of usage + message
-        raise HpcRgError(f"{message} (see {self.prog} --help)")
-
-
 def _temperature_spec(values):
     if values is None:
         return None
@@ -1032,7 +1028,7 @@ def _sizes_spec(text):
 
 
 def parse_args(argv):
-    p = _Parser(prog=TOOL, description=(
+    p = ToolParser(prog=TOOL, description=(
         "Plot Monte Carlo and super-resolved ensembles of an hpc_rg run: histograms SR vs MC, "
         "observables vs T, EA Binder ratio, phi4 <|phi|>, configuration snapshots across the "
         "levels, two-point functions G(r), parallel-tempering acceptance, ESS/N per level."),

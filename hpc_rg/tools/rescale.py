@@ -23,13 +23,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import open_output, run_tool
+from .common import ToolParser, open_output, run_tool
 
 BLOCKINGS = ("majority", "majority_random", "decimation", "sign_mean", "overlap")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rescale", description=__doc__.split("\n\n")[0],
+    p = ToolParser(prog="rescale", description=__doc__.split("\n\n")[0],
                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", help="samples.h5 with /L<L> and /L<L/2>")

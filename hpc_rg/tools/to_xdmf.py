@@ -40,7 +40,7 @@ import numpy as np
 
 from ..errors import InputFileError, OutputError
 from ..io import schema
-from .common import open_output, run_tool, select_sizes, temperature_grid
+from .common import ToolParser, open_output, run_tool, select_sizes, temperature_grid
 
 LATTICE_AXES = ("x", "y", "z")
 
@@ -166,7 +166,7 @@ def write_atomic(root, out: Path) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="to_xdmf", description=__doc__,
+    ap = ToolParser(prog="to_xdmf", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("file", metavar="FILE")
     ap.add_argument("--L", type=int, nargs="+", help="lattice sizes (default: all)")
