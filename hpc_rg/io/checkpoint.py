@@ -4,6 +4,11 @@ Every rank saves ``<dir>/<stage>.rank<r>.<seq>.pt`` at the same collective point
 ``seq`` on all ranks, then a barrier), keeping the last two. A job killed at any moment
 leaves every rank with its checkpoint ``seq_min`` (the ranks differ by at most one save),
 so :meth:`RankCheckpoints.load_latest` restores all ranks to one consistent point.
+
+A checkpoint is written to ``<name>.tmp``, fsync'ed, renamed over its final name and the
+directory fsync'ed, so a file under the final name is always complete (also after SIGKILL
+or a power cut). Callers write and flush their data *before* saving the checkpoint that
+says it is done. Leftover ``.tmp`` files of a killed job are ignored and removed.
 """
 
 from __future__ import annotations
@@ -14,7 +19,24 @@ from pathlib import Path
 
 import torch
 
-from ..errors import HpcRgError, OutputError
+from ..errors import HpcRgError, InputFileError, OutputError
+from .writer import fsync_path, is_io_failure, os_error_reason
+
+
+def atomic_torch_save(obj, path) -> None:
+    """``torch.save`` to ``path.tmp``, fsync, ``os.replace`` onto ``path``, fsync the dir."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as fh:  # Python file: failures are OSError with an errno
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_path(path.parent, directory=True)
 
 
 class RankCheckpoints:
@@ -40,13 +62,14 @@ class RankCheckpoints:
         """Collective: every rank writes its ``state`` under ``seq``; then a barrier."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            tmp = self._path(seq).with_suffix(".tmp")
-            torch.save(state, tmp)
-            os.replace(tmp, self._path(seq))
+            atomic_torch_save(state, self._path(seq))
             for old in self._seqs()[:-self.keep]:
                 self._path(old).unlink(missing_ok=True)
-        except OSError as e:
-            raise OutputError(f"{self.root}: cannot write checkpoint ({e.strerror or e})") from None
+        except (OSError, RuntimeError) as e:  # torch.save: RuntimeError on a failed write
+            if not is_io_failure(e):
+                raise
+            raise OutputError(f"{self._path(seq)}: cannot write checkpoint: "
+                              f"{os_error_reason(e, self.root)}") from None
         self.comm.Barrier()
 
     def load_latest(self) -> tuple[int, dict] | None:
@@ -60,13 +83,34 @@ class RankCheckpoints:
             raise HpcRgError(f"{self.root}: checkpoints of the ranks do not match (rank "
                              f"{self.rank} lacks {self.stage} #{common}); the run was started "
                              f"with a different number of ranks? Resume with the same layout")
-        return common, torch.load(self._path(common), weights_only=False)
+        problem = None
+        try:
+            state = torch.load(self._path(common), weights_only=False)
+        except Exception as e:  # truncated or foreign file: never resume from it silently
+            state, problem = None, f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+        bad = self.comm.allreduce(problem is not None, op=_max_op())
+        if bad:
+            where = self._path(common) if problem else self.root
+            raise InputFileError(f"{where}: checkpoint {self.stage} #{common} is unreadable "
+                                 f"({problem or 'on another rank'}); delete {self.root} and "
+                                 f"rerun without --resume")
+        return common, state
 
     def clear(self) -> None:
-        for seq in self._seqs():
-            self._path(seq).unlink(missing_ok=True)
+        """Remove this rank's checkpoints of the stage (and leftover temporary files)."""
+        if not self.root.is_dir():
+            return
+        tmp = re.compile(rf"^{re.escape(self.stage)}\.rank{self.rank}\.\d+\.(pt\.)?tmp$")
+        for p in self.root.iterdir():
+            if self._pattern.match(p.name) or tmp.match(p.name):
+                p.unlink(missing_ok=True)
 
 
 def _min_op():
     from mpi4py import MPI
     return MPI.MIN
+
+
+def _max_op():
+    from mpi4py import MPI
+    return MPI.MAX

@@ -14,6 +14,7 @@ Open with :func:`open_output`, which picks the strategy and warns once when it f
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import warnings
@@ -59,10 +60,103 @@ def open_output(path, comm, mode: str = "w", writer: str = "auto") -> "OutputFil
     return cls(Path(path), comm, mode)
 
 
-def _os_error(path, e: OSError) -> OutputError:
-    reason = {28: "the disk is full", 13: "permission denied", 30: "read-only file system",
-              122: "disk quota exceeded"}.get(getattr(e, "errno", None), str(e))
-    return OutputError(f"{path}: cannot write output: {reason}")
+_REASONS = {errno.ENOSPC: "the disk is full", errno.EACCES: "permission denied",
+            errno.EPERM: "permission denied", errno.EROFS: "read-only file system",
+            errno.EDQUOT: "disk quota exceeded", errno.ENOTDIR: "a parent is not a directory",
+            errno.ENOENT: "no such directory", errno.EISDIR: "is a directory",
+            errno.EIO: "input/output error"}
+
+
+def _free_bytes(path) -> int | None:
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        st = os.statvfs(p if p.is_dir() else p.parent)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+#: less free space than this after a failed write: report "the disk is full"
+NEARLY_FULL = 1 << 20
+
+
+def os_error_reason(e: Exception, path=None) -> str:
+    """A short, one-line reason for ``e`` (errno when known, else HDF5's first line).
+
+    HDF5 through MPI-IO loses errno (``ValueError: Unable to create dataset (file write
+    failed)``); with ``path`` a failed write on a file system with (almost) no free space
+    left is reported as a full disk."""
+    code = getattr(e, "errno", None)
+    if code in _REASONS:
+        return _REASONS[code]
+    text = " ".join(str(e).split())  # HDF5 messages can span lines
+    low = text.lower()
+    if path is not None and ("write failed" in low or "can't write" in low
+                             or "unable to write" in low or "file write" in low):
+        free = _free_bytes(path)
+        if free is not None and free < NEARLY_FULL:
+            return f"the disk is full ({free // 1024} KiB free)"
+    # HDF5 through MPI-IO often loses errno: recognise the common cases by their text
+    if "no space" in low or "disk full" in low or "enospc" in low:
+        return "the disk is full"
+    if "permission denied" in low:
+        return "permission denied"
+    if "read-only file system" in low:
+        return "read-only file system"
+    return (e.strerror if getattr(e, "strerror", None) else text)[:200] or type(e).__name__
+
+
+def _os_error(path, e: Exception) -> OutputError:
+    return OutputError(f"{path}: cannot write output: {os_error_reason(e, path)}")
+
+
+def is_io_failure(e: Exception) -> bool:
+    """An exception from h5py that is a failed file operation, not a programming error
+    (h5py raises ValueError/RuntimeError for some HDF5 write failures)."""
+    if isinstance(e, OSError):
+        return True
+    low = str(e).lower()
+    return any(w in low for w in ("write failed", "file write", "can't write", "unable to write",
+                                  "unable to flush", "can't flush", "no space", "unable to close",
+                                  "can't close", "file close failed", "truncate", "failed writing",
+                                  "errno"))
+
+
+_IO_ERRORS = (OSError, ValueError, RuntimeError)
+
+
+def fsync_path(path, directory: bool = False) -> None:
+    """fsync a file (or a directory, to persist a rename in it); best effort for dirs."""
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        if directory:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not directory:  # some file systems refuse fsync on directories
+            raise
+    finally:
+        os.close(fd)
+
+
+def partial_is_usable(path, comm) -> bool:
+    """Collective: can ``path + '.partial'`` be reopened for resuming (False after a crash
+    that left it unreadable, e.g. killed while HDF5 metadata were being written)?"""
+    partial = Path(path).with_name(Path(path).name + schema.PARTIAL_SUFFIX)
+    ok = False
+    if comm.Get_rank() == 0:
+        try:
+            with h5py.File(partial, "r", locking=False) as f:
+                ok = bool(f.attrs.get(schema.ATTR_STAGE) is not None or len(f))
+        except Exception:
+            ok = False
+    return bool(comm.bcast(ok, root=0))
 
 
 class OutputFile(ABC):
@@ -110,7 +204,14 @@ class OutputFile(ABC):
         return name in self._h5
 
     def flush(self) -> None:
-        self._h5.flush()
+        """Collective: push data and metadata to the file (call before a checkpoint that
+        declares the data written)."""
+        try:
+            self._h5.flush()
+        except _IO_ERRORS as e:
+            if not is_io_failure(e):
+                raise
+            raise _os_error(self.partial, e) from None
 
     def close(self, complete: bool = False) -> None:
         """Collective: close; with ``complete=True`` mark the file complete and rename it."""
@@ -120,9 +221,13 @@ class OutputFile(ABC):
             self._close_files()
             self.comm.Barrier()
             if complete and self.comm.Get_rank() == 0:
+                fsync_path(self.partial)  # data on disk before the name says "complete"
                 os.replace(self.partial, self.path)
+                fsync_path(self.path.parent, directory=True)
             self.comm.Barrier()
-        except OSError as e:
+        except _IO_ERRORS as e:
+            if not is_io_failure(e):
+                raise
             raise _os_error(self.path, e) from None
 
     @abstractmethod
@@ -139,25 +244,44 @@ class MpioFile(OutputFile):
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             comm.Barrier()
             self._h5 = h5py.File(self.partial, mode, driver="mpio", comm=comm)
-        except OSError as e:
+        except _IO_ERRORS as e:
+            if not is_io_failure(e):
+                raise
             raise _os_error(self.partial, e) from None
 
     def create_dataset(self, name, shape, dtype, chunks=None, attrs=None):
-        # Early allocation, no fill: independent writes of disjoint slices need no collectives.
-        dcpl_kwargs = dict(chunks=chunks, fillvalue=None)
-        ds = self._h5.create_dataset(name, shape=tuple(shape), dtype=dtype, **dcpl_kwargs)
-        for k, v in (attrs or {}).items():
-            ds.attrs[k] = v
+        # Early allocation (the parallel-HDF5 default, made explicit): every chunk gets its
+        # file space at creation, so later independent writes of disjoint slices change no
+        # metadata and need no collectives; a job killed between flushes cannot leave a
+        # chunk index half-updated.
+        try:
+            dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+            dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+            ds = self._h5.create_dataset(name, shape=tuple(shape), dtype=dtype, chunks=chunks,
+                                         fillvalue=None, dcpl=dcpl)
+            for k, v in (attrs or {}).items():
+                ds.attrs[k] = v
+        except _IO_ERRORS as e:
+            if not is_io_failure(e):
+                raise
+            raise _os_error(self.partial, e) from None
 
     def set_attrs(self, name, attrs):
         obj = self._h5[name] if name != "/" else self._h5
-        for k, v in attrs.items():
-            obj.attrs[k] = v
+        try:
+            for k, v in attrs.items():
+                obj.attrs[k] = v
+        except _IO_ERRORS as e:
+            if not is_io_failure(e):
+                raise
+            raise _os_error(self.partial, e) from None
 
     def write(self, name, selection, data):
         try:
             self._h5[name][selection] = data
-        except OSError as e:
+        except _IO_ERRORS as e:
+            if not is_io_failure(e):
+                raise
             raise _os_error(self.partial, e) from None
 
     def attrs(self, name):

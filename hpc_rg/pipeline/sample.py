@@ -4,8 +4,12 @@ Sizes ``sample.L`` then ``sample.reference_sizes`` are sampled in turn, one grou
 ``/L<size>`` each (a reference size has its own seed, derived from ``run.seed`` and L).
 Thermalize ``sample.thermalize`` sweeps, then keep ``sample.samples`` configurations per
 chain every ``sample.thin`` sweeps. Every ``sample.chunk`` kept configurations the ranks
-write their own slices (configurations are never gathered), flush, and checkpoint; a
-SIGTERM checkpoints the partial chunk too, so ``--resume`` continues bit-identically.
+write their own slices (configurations are never gathered), record ``chunks_done``, flush,
+and only then checkpoint (a checkpoint never claims data that is not in the file); a
+SIGTERM checkpoints the partial chunk too, so ``--resume`` continues bit-identically. After
+a SIGKILL the resume restarts from the last checkpoint and rewrites the chunk that was in
+progress; a ``samples.h5.partial`` that cannot be reopened, or lacks the structure made
+at creation, is rebuilt from scratch (with a warning), never resumed.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from ..io import schema
 from ..io.checkpoint import RankCheckpoints
 from ..io.layout import SizeLayout
 from ..io.provenance import provenance
-from ..io.writer import open_output
+from ..io.writer import open_output, partial_is_usable
 from .progress import Progress
 
 log = logging.getLogger("hpc_rg")
@@ -60,11 +64,21 @@ def run_sample(cfg, comms, stop, resume: bool, device) -> None:
     """Run the sample stage at every size of ``sample.sizes`` (collective over ``comms.world``)."""
     out = cfg.output_dir
     final = out / schema.SAMPLES_FILE
-    partial_exists = comms.bcast_root(final.with_name(final.name + schema.PARTIAL_SUFFIX).exists())
+    partial = final.with_name(final.name + schema.PARTIAL_SUFFIX)
+    partial_exists = comms.bcast_root(partial.exists())
+    h5 = None
     if resume and partial_exists:
-        h5 = open_output(final, comms.world, "r+")
-    else:
-        if resume:
+        if partial_is_usable(final, comms.world):
+            h5 = open_output(final, comms.world, "r+")
+            if not comms.bcast_root(_structure_complete(h5, cfg)):
+                h5.close(complete=False)
+                h5 = None
+        if h5 is None:
+            log.warning(f"[sample] {partial}: unreadable or incomplete (the job was killed "
+                        f"while creating it?); starting the stage again from scratch")
+            partial_exists = False
+    if h5 is None:
+        if resume and not partial_exists:
             log.info("[sample] nothing to resume; starting from scratch")
         for L in cfg.sample.sizes:
             RankCheckpoints(out / schema.CHECKPOINT_DIR, _ckpt_name(cfg, L), comms.world).clear()
@@ -100,6 +114,13 @@ def _sample_size(cfg, main_cfg, comms, stop, h5, resume: bool, device) -> None:
                             _ckpt_name(main_cfg, layout.L), comms.world)
     ens = Ensemble(cfg, comms, device)
     state = ckpts.load_latest() if resume else None
+    g = schema.size_group(layout.L)
+    if state is not None and state[1]["chunks_done"] > int(h5.attrs(g).get(
+            schema.GROUP_ATTR_CHUNKS_DONE, 0)):
+        # the data of a chunk the checkpoint calls done never reached the file: redo the size
+        log.warning(f"[sample] L={layout.L}: checkpoint #{state[0]} is ahead of the data in "
+                    f"{h5.partial}; sampling this size again from the start")
+        state = None
     if state is not None:
         seq, saved = state
         ens.load_state_dict(saved["ensemble"])
@@ -110,7 +131,6 @@ def _sample_size(cfg, main_cfg, comms, stop, h5, resume: bool, device) -> None:
     else:
         seq, buf, chunks_done = -1, ChunkBuffer(), 0
     s = cfg.sample
-    g = schema.size_group(layout.L)
     total = s.thermalize + s.samples * s.thin
     progress = Progress(f"sample L={layout.L}", total, "sweeps", cfg.run.progress_seconds,
                         active=comms.is_root, start=ens.sweeps_done)
@@ -148,9 +168,9 @@ def _sample_size(cfg, main_cfg, comms, stop, h5, resume: bool, device) -> None:
             progress.update(ens.sweeps_done)
             stop_now()
         _write_chunk(h5, g, layout, ens, comms, buf, k0)
-        h5.flush()
         chunks_done += 1
         h5.set_attrs(g, {schema.GROUP_ATTR_CHUNKS_DONE: chunks_done})
+        h5.flush()  # data and chunks_done on disk before the checkpoint that says so
         buf = ChunkBuffer()
         checkpoint()
     progress.update(ens.sweeps_done, force=True)
@@ -158,6 +178,23 @@ def _sample_size(cfg, main_cfg, comms, stop, h5, resume: bool, device) -> None:
     h5.set_attrs(g, {GROUP_ATTR_DONE: True})
     h5.flush()
     checkpoint()
+
+
+def _structure_complete(h5, cfg) -> bool:
+    """Does the reopened partial file hold every group and dataset :func:`_create_file`
+    makes (a job killed during creation leaves them missing)?"""
+    try:
+        for L in cfg.sample.sizes:
+            size_cfg = size_config(cfg, L)
+            layout = SizeLayout.from_config(size_cfg)
+            g = schema.size_group(L)
+            if not h5.has(g) or GROUP_ATTR_DONE not in h5.attrs(g):
+                return False
+            if any(not h5.has(f"{g}/{name}") for name in layout.datasets()):
+                return False
+    except (KeyError, OSError, ValueError):
+        return False
+    return True
 
 
 def _print_summary(path, g: str) -> None:

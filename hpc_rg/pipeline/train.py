@@ -14,7 +14,7 @@ import logging
 import numpy as np
 
 from ..config import resolved_blocking
-from ..errors import ConfigError, InputFileError
+from ..errors import ConfigError, InputFileError, OutputError
 from ..io import schema
 from ..io.provenance import provenance
 from .progress import Progress
@@ -53,7 +53,8 @@ def run_train(cfg, comms, stop, resume: bool, device) -> None:
     from ..superres.modelfile import save_model
     from ..superres.network import NetworkBank, NetworkSpec
     from ..superres.rescaling import flow_to_meta, measure_flow
-    from ..superres.trainer import LoopState, Trainer, deepspeed_config
+    from ..superres.trainer import (LoopState, Trainer, deepspeed_config, load_checkpoint,
+                                    prepare_checkpoints)
 
     out = cfg.output_dir
     final = out / schema.MODEL_FILE
@@ -86,6 +87,7 @@ def run_train(cfg, comms, stop, resume: bool, device) -> None:
              f"{len(spec.temperatures) if not spec.conditioned else 1} network(s), "
              f"{comms.size} data-parallel rank(s)")
     ckpt_dir = out / schema.CHECKPOINT_DIR / "train"
+    resume_tag = prepare_checkpoints(ckpt_dir, comms.world, resume)
     ds_config = deepspeed_config(t, size)
     _quiet_deepspeed(device)
     with process_group(comms.world, "nccl" if device.type == "cuda" else "gloo",
@@ -101,8 +103,8 @@ def run_train(cfg, comms, stop, resume: bool, device) -> None:
                               f"configuration: {str(e).splitlines()[0][:200]}") from None
         holder.update(engine=engine, optimizer=optimizer)
         state = LoopState()
-        if resume and (ckpt_dir / "latest").exists():
-            _, client = engine.load_checkpoint(str(ckpt_dir))
+        if resume_tag is not None:
+            client = load_checkpoint(engine, ckpt_dir, resume_tag)
             state = LoopState(**client["loop"])
             log.info(f"[train] resuming at step {state.steps} (epoch {state.epoch})")
         trainer = Trainer(holder["bank"], train_x, val_x, cfg, blocking, comms, device,
@@ -128,10 +130,19 @@ def run_train(cfg, comms, stop, resume: bool, device) -> None:
             "flow": flow_to_meta(flow),
             "exact_flow": _exact_flow(cfg, blocking),
             "provenance": _plain_provenance(cfg, comms)}
+    problem = None
     if comms.is_root:
-        out.mkdir(parents=True, exist_ok=True)
-        save_model(final, bank, meta)
-    comms.world.Barrier()
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            save_model(final, bank, meta)  # model.pt.partial, fsync, rename
+        except OSError as e:
+            from ..io.writer import os_error_reason
+            problem = f"{final}: cannot write the model: {os_error_reason(e)}"
+        except OutputError as e:
+            problem = str(e)
+    problem = comms.bcast_root(problem)
+    if problem:
+        raise OutputError(problem)
     log.info(f"[train] wrote {final} (best validation loss {state.best_loss:.5f} at epoch "
              f"{state.best_epoch}, {state.epoch} epochs)")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import InputFileError
+from ..errors import InputFileError, OutputError
 from .network import NetworkBank, NetworkSpec
 
 FORMAT = "hpc_rg.superres"
@@ -22,13 +22,30 @@ VERSION = 1
 
 
 def save_model(path, bank: NetworkBank, meta: dict) -> None:
-    """Write ``path`` atomically (``path.partial`` then rename)."""
+    """Write ``path`` atomically (``path.partial``, fsync, rename, fsync the directory), so a
+    file named ``path`` is always complete. Raises :class:`OutputError` (one line naming
+    the path) when it cannot be written (disk full, read-only, permissions)."""
+    from ..io.writer import fsync_path, is_io_failure, os_error_reason
     path = Path(path)
     state = {k: v.detach().cpu().clone() for k, v in bank.state_dict().items()}
     meta = dict(meta, spec=bank.spec.to_dict())
     tmp = path.with_name(path.name + ".partial")
-    torch.save({"format": FORMAT, "version": VERSION, "meta": meta, "state_dict": state}, tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:  # Python file: failures are OSError with an errno
+            torch.save({"format": FORMAT, "version": VERSION, "meta": meta,
+                        "state_dict": state}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        fsync_path(path.parent, directory=True)
+    except (OSError, RuntimeError) as e:  # torch.save: RuntimeError on a failed write
+        if not is_io_failure(e):
+            raise
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise OutputError(f"{path}: cannot write the model: {os_error_reason(e, path)}") from None
 
 
 def load_model(path, device="cpu") -> tuple[NetworkBank, dict]:

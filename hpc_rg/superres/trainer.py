@@ -7,19 +7,29 @@ parameters stay identical on every rank. After every epoch the validation loss (
 over the ranks' validation shards with MPI) decides early stopping; the best parameters
 are kept. Every ``checkpoint_every`` steps, and when a stop signal arrives, a DeepSpeed
 checkpoint with the loop state is written so ``--resume`` continues where it stopped.
+
+Kill safety: a checkpoint goes to a fresh tag directory ``step<N>e<epoch>``; only when every
+rank has written it (barrier) and its files are fsync'ed does rank 0 point ``latest`` at it,
+atomically (temporary file + ``os.replace``). A job killed at any moment therefore leaves
+``latest`` naming a complete checkpoint (or no ``latest`` at all); half-written tag
+directories are never loaded and are removed. Random numbers are keyed by (epoch, step), and
+the running loss is part of the loop state, so a resumed run is bit-identical.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import os
+import re
 import shutil
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import ConfigError, StoppedBySignal
+from ..errors import ConfigError, InputFileError, OutputError, StoppedBySignal
 from ..rg.blocking import block
 from ..rng import torch_generator
 from .ensemble_io import coarse_blocking
@@ -64,6 +74,42 @@ class LoopState:
     best_state: dict = field(default_factory=dict)
     history: list = field(default_factory=list)  # (epoch, train loss, validation loss)
     stopped_early: bool = False
+    running: float = 0.0  # sum of the training losses of this epoch so far
+    n_run: int = 0  # steps summed in ``running``
+
+    @property
+    def tag(self) -> str:
+        """Checkpoint tag: unique for a loop state (the epoch-end save shares the step count
+        with the save at that step, not the epoch)."""
+        return f"step{self.steps}e{self.epoch}"
+
+
+LATEST = "latest"
+_TAG = re.compile(r"^step(\d+)(?:e(\d+))?$")
+
+
+def latest_tag(ckpt_dir) -> str | None:
+    """The tag named by ``ckpt_dir/latest`` when that checkpoint directory exists."""
+    try:
+        tag = (Path(ckpt_dir) / LATEST).read_text().strip()
+    except OSError:
+        return None
+    return tag if tag and _TAG.match(tag) and (Path(ckpt_dir) / tag).is_dir() else None
+
+
+def prepare_checkpoints(ckpt_dir, comm, resume: bool) -> str | None:
+    """Collective: the tag to resume from (``None``: start afresh, stale checkpoints of an
+    earlier or killed run removed)."""
+    ckpt_dir = Path(ckpt_dir)
+    tag = None
+    if comm.Get_rank() == 0:
+        tag = latest_tag(ckpt_dir) if resume else None
+        if tag is None and ckpt_dir.exists():
+            if resume and any(ckpt_dir.iterdir()):
+                log.warning(f"[train] {ckpt_dir}: no complete checkpoint (killed before the "
+                            f"first one was committed); training from the start")
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return comm.bcast(tag, root=0)
 
 
 class Trainer:
@@ -134,17 +180,19 @@ class Trainer:
         while state.epoch < t.epochs and not state.stopped_early:
             gen = torch_generator(self.cfg.run.seed, "train-epoch", state.epoch, self.rank)
             perm = torch.randperm(self.train_x.shape[1], generator=gen).to(self.device)
-            block_gen = torch_generator(self.cfg.run.seed, "train-blocking", state.epoch,
-                                        self.rank, device=self.device)
-            running, n_run = 0.0, 0
+            if state.step_in_epoch == 0:
+                state.running, state.n_run = 0.0, 0
             engine.train()
             while state.step_in_epoch < self.steps_per_epoch:
                 idx = perm[state.step_in_epoch * b:(state.step_in_epoch + 1) * b]
+                # keyed by step, so a run resumed mid-epoch draws the same tie-breaking coins
+                block_gen = torch_generator(self.cfg.run.seed, "train-blocking", state.epoch,
+                                            state.step_in_epoch, self.rank, device=self.device)
                 loss = self._loss(engine, self.train_x[:, idx], block_gen)
                 engine.backward(loss)
                 engine.step()
-                running += float(loss.detach())
-                n_run += 1
+                state.running += float(loss.detach())
+                state.n_run += 1
                 state.step_in_epoch += 1
                 state.steps += 1
                 seen += b * self.train_x.shape[0] * self.comm.Get_size()
@@ -157,10 +205,10 @@ class Trainer:
                                           f"{self.ckpt_dir}; rerun with --resume")
                 rate = seen / max(time.monotonic() - t0, 1e-9)
                 self.progress.update(state.steps, f"epoch {state.epoch} loss "
-                                     f"{running / n_run:.5f} ({rate:.0f} samples/s)")
+                                     f"{state.running / state.n_run:.5f} ({rate:.0f} samples/s)")
             engine.eval()
             val = self.validation_loss(engine)
-            train_loss = running / max(n_run, 1)
+            train_loss = state.running / max(state.n_run, 1)
             state.history.append((state.epoch, train_loss, val))
             improved = val < state.best_loss
             if improved:
@@ -180,15 +228,63 @@ class Trainer:
         return state
 
     def save(self, engine, state: LoopState) -> None:
-        """Collective DeepSpeed checkpoint with the loop state as client state."""
-        engine.save_checkpoint(str(self.ckpt_dir), tag=f"step{state.steps}",
-                               client_state={"loop": copy.deepcopy(vars(state))})
-        self.comm.Barrier()
-        if self.rank == 0:  # keep the two newest tags
-            tags = sorted((p for p in self.ckpt_dir.glob("step*") if p.is_dir()),
-                          key=lambda p: int(p.name[4:]))
-            for old in tags[:-2]:
-                shutil.rmtree(old, ignore_errors=True)
+        """Collective DeepSpeed checkpoint with the loop state as client state, committed
+        by an atomic ``latest`` (see the module docstring)."""
+        from ..io.writer import fsync_path, os_error_reason
+        ckpt_dir, tag = Path(self.ckpt_dir), state.tag
+        problem = None
+        if self.rank == 0:
+            previous = latest_tag(ckpt_dir)
+            if previous == tag:  # same loop state already committed (e.g. resumed at the end)
+                problem = "skip"
+            else:
+                shutil.rmtree(ckpt_dir / tag, ignore_errors=True)  # debris of a killed run
+        if self.comm.bcast(problem, root=0) == "skip":
+            return
+        try:
+            engine.save_checkpoint(str(ckpt_dir), tag=tag, save_latest=False,
+                                   client_state={"loop": copy.deepcopy(vars(state))})
+        except OSError as e:
+            raise OutputError(f"{ckpt_dir / tag}: cannot write training checkpoint: "
+                              f"{os_error_reason(e)}") from None
+        self.comm.Barrier()  # every rank's files of this tag are written
+        if self.rank == 0:
+            try:
+                for root, _, files in os.walk(ckpt_dir / tag):
+                    for name in files:
+                        fsync_path(os.path.join(root, name))
+                fsync_path(ckpt_dir / tag, directory=True)
+                tmp = ckpt_dir / (LATEST + ".tmp")
+                with open(tmp, "w") as fd:
+                    fd.write(tag)
+                    fd.flush()
+                    os.fsync(fd.fileno())
+                os.replace(tmp, ckpt_dir / LATEST)
+                fsync_path(ckpt_dir, directory=True)
+            except OSError as e:
+                problem = f"{ckpt_dir}: cannot write training checkpoint: {os_error_reason(e)}"
+            else:  # keep the committed tag and the one before it; drop everything else
+                keep = {tag, previous}
+                for p in ckpt_dir.iterdir():
+                    if p.is_dir() and _TAG.match(p.name) and p.name not in keep:
+                        shutil.rmtree(p, ignore_errors=True)
+        problem = self.comm.bcast(problem, root=0)
+        if problem:
+            raise OutputError(problem)
+
+
+def load_checkpoint(engine, ckpt_dir, tag: str) -> dict:
+    """Collective: load DeepSpeed checkpoint ``tag``; its client state (a clear error if the
+    committed checkpoint cannot be read)."""
+    try:
+        path, client = engine.load_checkpoint(str(ckpt_dir), tag=tag)
+    except Exception as e:
+        path, client = None, f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+    if path is None or not isinstance(client, dict) or "loop" not in client:
+        detail = client if isinstance(client, str) else "incomplete"
+        raise InputFileError(f"{Path(ckpt_dir) / tag}: training checkpoint is unreadable "
+                             f"({detail}); delete {ckpt_dir} and rerun without --resume")
+    return client
 
 
 def _cpu_state(module) -> dict:
