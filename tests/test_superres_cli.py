@@ -159,6 +159,8 @@ def test_train_sigterm_then_resume_equals_uninterrupted(pipeline, tmp_path):
             stdout, stderr = proc.communicate(timeout=120)
             assert proc.returncode == 3, stdout + stderr
             assert "rerun with --resume" in stderr and not (out / "model.pt").exists()
+            r = run_hpc_rg([deck, "--stage", "train"])  # without --resume: refused, one line
+            assert r.returncode == 2 and "holds an unfinished training" in r.stderr, r.stderr
             r = run_hpc_rg([deck, "--stage", "train", "--resume"], nprocs=2)
             assert r.returncode == 0, r.stdout + r.stderr
             assert "resuming at step" in r.stdout

@@ -42,6 +42,12 @@ def check_output_state(cfg, stages, resume: bool) -> None:
         if partial.exists():
             raise ConfigError(f"{cfg.source}: run.output={out} holds an unfinished run "
                               f"({partial.name}); pass --resume to continue it, or delete it")
+        # a killed training leaves committed DeepSpeed checkpoints, no .partial file
+        latest = out / schema.CHECKPOINT_DIR / "train" / "latest"
+        if stage == "train" and latest.exists():
+            raise ConfigError(f"{cfg.source}: run.output={out} holds an unfinished training "
+                              f"({latest.relative_to(out)}); pass --resume to continue it, or "
+                              f"delete {schema.CHECKPOINT_DIR}/train")
 
 
 def run_pipeline(cfg, comms, stages, stop, resume: bool, device, explicit: bool) -> None:
