@@ -78,7 +78,7 @@ def run_train(cfg, comms, stop, resume: bool, device) -> None:
     del train_np, val_np
     n = cfg.train.network
     spec = NetworkSpec(dims=cfg.model.dims, depth=n.depth, width=n.width, kernel=n.kernel,
-                       field=field, conditioned=n.conditioned,
+                       field=field, conditioned=n.conditioned, two_pass=n.two_pass,
                        temperatures=tuple(float(x) for x in temps))
     torch.manual_seed(derive_seed(cfg.run.seed, "network-init") >> 1)
     log.info(f"[train] {N} samples x {len(temps)} temperatures at L={L} "

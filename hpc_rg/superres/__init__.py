@@ -15,7 +15,7 @@ import torch
 
 from ..rng import CounterRNG, derive_seed
 from .modelfile import load_model
-from .network import NetworkBank, sample_output
+from .network import NetworkBank, sample_output, sublattice_a
 
 __all__ = ["load", "SuperResolver"]
 
@@ -93,7 +93,12 @@ class SuperResolver:
         if self.field == "phi4":
             u2 = rng.uniform(1).clamp_min(2.0**-25)
             normal = torch.sqrt(-2.0 * torch.log(u2)) * torch.cos(2 * torch.pi * u)
-        return sample_output(out, self.field, u, normal)
+        y = sample_output(out, self.field, u, normal)
+        if self.spec.two_pass:  # sublattice B given the sampled A (same per-site numbers)
+            out_b = self.bank.forward_one(k, x, t_out, known=y)
+            y = torch.where(sublattice_a(lat, self.device), y,
+                            sample_output(out_b, self.field, u, normal))
+        return y
 
     def upscale(self, x, k: int, levels: int = 1, seed: int = 0, ids=None,
                 rescale: bool = True) -> list[torch.Tensor]:

@@ -135,6 +135,7 @@ class Trainer:
         self.stop, self.progress = stop, progress
         self.dims = bank.spec.dims
         self.field = bank.spec.field
+        self.two_pass = bank.spec.two_pass
         self.rank = comm.Get_rank()
         n_local = train_x.shape[1]
         from mpi4py import MPI
@@ -152,7 +153,7 @@ class Trainer:
 
     def _loss(self, engine, target, gen) -> torch.Tensor:
         x = self._inputs(target, gen)
-        out = engine(x)  # (n_T, b, C, *L)
+        out = engine(x, None, target) if self.two_pass else engine(x)  # (n_T, b, C, *L)
         n_T = target.shape[0]
         return sum(loss_fn(self.field, out[k], target[k], self.dims, self.t.energy_weight)
                    for k in range(n_T)) / n_T
