@@ -149,12 +149,43 @@ class NetworkConfig:
     width: int = 16  #: channels of the hidden layers
     kernel: int = 3  #: odd kernel size (circular padding keeps the lattice size)
     conditioned: bool = False  #: one temperature-conditioned model instead of one per T
+    two_pass: bool = False  #: sample sublattice A, then B given A (fine-scale correlations)
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """``train.flow:`` flow super-resolution levels (``train.method: flow_rg`` or
+    ``flow_checkerboard``), trained by reverse KL one level at a time."""
+
+    local_flow: Literal["coupling", "continuous"] = "coupling"  #: the local bijection
+    layers: int = 4  #: affine coupling layers per level
+    width: int = 16  #: hidden channels of the conditioner CNNs
+    depth: int = 2  #: convolutions per conditioner
+    kernel: int = 3  #: odd kernel size (circular padding)
+    sigma: float = 1.0  #: initial noise width (zero-sum / Gaussian)
+    learn_sigma: bool = True
+    z2: bool = True  #: Z2-equivariant couplings (needs model.h = 0)
+    conditional: bool = False  #: feed U(coarse) to the conditioners
+    scale_bound: float = 2.0  #: bound of the coupling log-scales
+    n_freq: int = 4  #: continuous flow: basis functions (1 linear + sines)
+    n_time: int = 3  #: continuous flow: Fourier time terms
+    ode_steps: int = 16  #: continuous flow: RK4 steps
+    learning_rate: float = 1e-3  #: Adam
+    steps: int = 200  #: optimizer steps per level
+    batch: int = 32  #: coarse configurations per rank and temperature per step
+    transfer: bool = True  #: level k+1 starts from level k's weights
+    alpha: float = 0.0  #: Ising relaxation shift (0: 2 d beta |J| + 0.1)
+    reg_weight: float = 0.0  #: magnetization regulariser weight gamma (Shiina)
+    reg_steps: int = 0  #: steps the regulariser is on (per level)
+    reg_schedule: Literal["step", "linear"] = "step"  #: constant then off, or linear decay
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """``train:`` supervised training of the L/2 -> L network on blocked Monte Carlo pairs."""
 
+    method: Literal["cnn", "flow_rg", "flow_checkerboard"] = "cnn"
+    flow: FlowConfig = field(default_factory=FlowConfig)
     blocking: Literal["auto", "majority", "majority_random", "decimation", "sign_mean",
                       "overlap"] = "auto"
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -176,6 +207,8 @@ class UpscaleConfig:
     batch: int = 16  #: configurations per forward pass per rank (bounds the memory)
     samples: int = 0  #: configurations per temperature to upscale (0: all)
     rescale_temperature: bool = True  #: attach the RG-flow temperature to each level
+    mh: bool = True  #: flow methods: independence Metropolis-Hastings on every level
+    mh_chains: int = 1  #: flow methods: MH chains per temperature (the unit dealt to ranks)
 
 
 @dataclass(frozen=True)
@@ -628,6 +661,40 @@ def _validate_train(cfg: Config, problems: list[str]) -> None:
     if cfg.sample.L < 4:
         problems.append(f"{w}: sample.L={cfg.sample.L}: training pairs need L >= 4 "
                         f"(input L/2 >= 2)")
+    if t.method != "cnn":
+        _validate_flow(cfg, problems)
+
+
+def _validate_flow(cfg: Config, problems: list[str]) -> None:
+    w, f, m = cfg.source, cfg.train.flow, cfg.model
+    k = f"{w}: train.flow"
+    if m.name not in ("phi4", "ising"):
+        problems.append(f"{w}: train.method={cfg.train.method}: flows are for model phi4 and "
+                        f"ising (continuous relaxation), not {m.name}; use method: cnn")
+    if m.name == "ising" and m.h != 0:
+        problems.append(f"{w}: train.method={cfg.train.method}: the Ising relaxation needs "
+                        f"model.h=0 (got {m.h})")
+    for key in ("layers", "width", "depth", "steps", "batch", "n_freq", "n_time", "ode_steps"):
+        if getattr(f, key) < 1:
+            problems.append(f"{k}.{key}={getattr(f, key)}: must be >= 1")
+    if f.kernel < 1 or f.kernel % 2 == 0:
+        problems.append(f"{k}.kernel={f.kernel}: must be an odd integer >= 1")
+    for key in ("sigma", "learning_rate", "scale_bound"):
+        if getattr(f, key) <= 0:
+            problems.append(f"{k}.{key}={getattr(f, key)}: must be > 0")
+    if f.alpha < 0:
+        problems.append(f"{k}.alpha={f.alpha}: must be >= 0 (0: automatic)")
+    elif 0 < f.alpha and m.name == "ising" and cfg.sample.temperatures and \
+            f.alpha <= 2 * m.dims * abs(m.J) / min(cfg.sample.temperatures):
+        problems.append(f"{k}.alpha={f.alpha}: must exceed 2 dims |J| / T_min = "
+                        f"{2 * m.dims * abs(m.J) / min(cfg.sample.temperatures):.4g} "
+                        f"(positive-definite relaxation); or 0 for automatic")
+    if f.reg_weight < 0 or f.reg_steps < 0:
+        problems.append(f"{k}: reg_weight={f.reg_weight}, reg_steps={f.reg_steps}: must be >= 0")
+    if f.local_flow == "continuous" and f.conditional:
+        problems.append(f"{k}.local_flow=continuous: works only with conditional: false")
+    if f.z2 and m.name == "ising" and m.h != 0:
+        problems.append(f"{k}.z2=true needs model.h=0")
 
 
 def _validate_upscale(cfg: Config, problems: list[str]) -> None:
@@ -641,6 +708,11 @@ def _validate_upscale(cfg: Config, problems: list[str]) -> None:
         problems.append(f"{w}: upscale.batch={u.batch}: must be >= 1")
     if u.samples < 0:
         problems.append(f"{w}: upscale.samples={u.samples}: must be >= 0 (0 = all)")
+    if u.mh_chains < 1:
+        problems.append(f"{w}: upscale.mh_chains={u.mh_chains}: must be >= 1")
+    elif u.samples and u.samples < u.mh_chains:
+        problems.append(f"{w}: upscale.mh_chains={u.mh_chains}: more chains than "
+                        f"upscale.samples={u.samples}")
 
 
 def run_sizes(cfg: Config) -> tuple[int, ...]:
