@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, launch_env, run_hpc_rg
+from conftest import FINISHED_RUN_DECKS, REPO, launch_env, run_hpc_rg
 from test_cli import _rank_pids, _wait_for, assert_same_data
 
 DECK = """
@@ -171,24 +171,7 @@ def test_train_sigterm_then_resume_equals_uninterrupted(pipeline, tmp_path):
         torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=0, atol=0)
 
 
-OTHER_MODELS = {
-    "edwards_anderson": """
-run: {{name: ea, output: {out}, seed: 5, progress_seconds: 5}}
-model: {{name: edwards_anderson, dims: 3, disorder: gaussian, disorder_samples: 2, replicas: 4}}
-sample: {{L: 4, temperatures: [0.8, 1.3], tempering: {{enabled: true, every: 1}},
-         thermalize: 20, samples: 10, thin: 1, chunk: 10}}
-train: {{epochs: 1, batch_size: 4, network: {{depth: 2, width: 4}}}}
-upscale: {{target_L: 16, batch: 3}}
-""",
-    "phi4": """
-run: {{name: phi, output: {out}, seed: 5, progress_seconds: 5}}
-model: {{name: phi4, dims: 2, parametrization: bachtis, kappa: 1.0, lam: 0.7}}
-sample: {{L: 8, couplings: [-1.0, -0.9], chains: 2, thermalize: 20, samples: 10, thin: 1,
-         chunk: 10}}
-train: {{epochs: 1, batch_size: 4, network: {{depth: 2, width: 4}}}}
-upscale: {{target_L: 32, batch: 3}}
-""",
-}
+OTHER_MODELS = {m: FINISHED_RUN_DECKS[m] for m in ("edwards_anderson", "phi4")}
 
 
 @pytest.mark.parametrize("model", sorted(OTHER_MODELS))
