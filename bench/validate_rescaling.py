@@ -81,6 +81,10 @@ def main(argv=None) -> int:
     p.add_argument("run_dir")
     p.add_argument("--T", type=float, nargs="*", default=[2.0, 2.269185, 2.6],
                    help="nominal temperatures to report (nearest grid points)")
+    p.add_argument("--flow-L", dest="flow_L", type=int, default=0,
+                   help="measure the flow from /L<flow_L> blocked vs /L<flow_L/2> (default: "
+                        "the SR input size L, i.e. L blocked vs L/2, what the pipeline uses; "
+                        "2L gives the flow of the step being compared, 2L -> L)")
     args = p.parse_args(argv)
     run = Path(args.run_dir)
     with h5py.File(run / "upscaled.h5") as fu:
@@ -89,11 +93,12 @@ def main(argv=None) -> int:
         T = g["nominal_temperatures"][...]
         sr = {"abs_m": np.abs(g["magnetization"][...]), "e_nn": g["energy"][...]}
     L = L2 // 2
+    Lf = args.flow_L or L
     with h5py.File(run / "samples.h5") as fs:
-        small = _series(fs[f"L{L // 2}"], blocked=False)
-        blocked = _series(fs[f"L{L}"], blocked=True)
+        small = _series(fs[f"L{Lf // 2}"], blocked=False)
+        blocked = _series(fs[f"L{Lf}"], blocked=True)
         big = _series(fs[f"L{L2}"], blocked=False)
-        T_small = fs[f"L{L // 2}/temperatures"][...]
+        T_small = fs[f"L{Lf // 2}/temperatures"][...]
         T_big = fs[f"L{L2}/temperatures"][...]
     mc_s = {k: _mean_err(v) for k, v in small.items()}
     bl = {k: _mean_err(v) for k, v in blocked.items()}
@@ -108,7 +113,7 @@ def main(argv=None) -> int:
 
     rows = []
     print(f"# {run}: SR {L} -> {L2} vs Monte Carlo {L2} at T_eff = f^-1(T); flows from "
-          f"/L{L} blocked vs /L{L // 2}")
+          f"/L{Lf} blocked vs /L{Lf // 2}")
     print(f"{'T':>8s} {'obs':>6s} {'flow':>9s} {'T_eff':>14s} {'SR':>16s} {'MC at T_eff':>16s} "
           f"{'dev %':>7s} {'z':>6s} {'MC at T':>10s}")
     picks = sorted({int(np.argmin(np.abs(T - t))) for t in args.T})
@@ -138,7 +143,7 @@ def main(argv=None) -> int:
                       f"{s:9.4f}({s_err:.4f}) {m:9.4f}({m_err:.4f}) {dev:7.2f} {z:6.2f} {at_T:10.4f}")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = REPO / "bench" / "results" / f"rescaling-{stamp}.json"
-    out.write_text(json.dumps({"run": str(run), "L": L, "rows": rows,
+    out.write_text(json.dumps({"run": str(run), "L": L, "flow_L": Lf, "rows": rows,
                                "flows": {k: {"T": v.T.tolist(), "f": v.f.tolist(),
                                              "f_err": v.f_err.tolist(),
                                              "valid": v.valid.tolist()}

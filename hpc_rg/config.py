@@ -207,6 +207,7 @@ class UpscaleConfig:
     batch: int = 16  #: configurations per forward pass per rank (bounds the memory)
     samples: int = 0  #: configurations per temperature to upscale (0: all)
     rescale_temperature: bool = True  #: attach the RG-flow temperature to each level
+    consistent: bool = False  #: spins: draw each block from its pre-images, block(SR) = input
     mh: bool = True  #: flow methods: independence Metropolis-Hastings on every level
     mh_chains: int = 1  #: flow methods: MH chains per temperature (the unit dealt to ranks)
 
@@ -708,6 +709,11 @@ def _validate_upscale(cfg: Config, problems: list[str]) -> None:
         problems.append(f"{w}: upscale.batch={u.batch}: must be >= 1")
     if u.samples < 0:
         problems.append(f"{w}: upscale.samples={u.samples}: must be >= 0 (0 = all)")
+    if u.consistent and (cfg.train.network.two_pass or cfg.model.name == "phi4"
+                         or resolved_blocking(cfg) in ("majority_random", "sign_mean")):
+        problems.append(f"{w}: upscale.consistent=true: needs the one-pass spin output and "
+                        f"deterministic blocking (majority, overlap or decimation); set "
+                        f"upscale.consistent: false or train.network.two_pass: false")
     if u.mh_chains < 1:
         problems.append(f"{w}: upscale.mh_chains={u.mh_chains}: must be >= 1")
     elif u.samples and u.samples < u.mh_chains:

@@ -187,3 +187,11 @@ def test_ea_ranks_limited_by_disorder_samples(write_yaml):
     (p,) = problems(write_yaml, text, world_size=4)
     assert "4 replica groups but the sample stage has only 2 disorder samples" in p
     load_config(write_yaml(text.replace("thin: 1", "thin: 1, ranks_per_replica: 2")), world_size=4)
+
+
+def test_consistent_upscale_needs_one_pass_spins(write_yaml):
+    (p,) = problems(write_yaml, GOOD + "train: {network: {two_pass: true}}\n"
+                    "upscale: {consistent: true}\n")
+    assert "upscale.consistent=true: needs the one-pass spin output" in p
+    cfg = load_config(write_yaml(GOOD + "upscale: {consistent: true}\n"))
+    assert cfg.upscale.consistent is True

@@ -204,3 +204,37 @@ def test_two_pass_sampling_draws_b_given_the_sampled_a():
     torch.testing.assert_close(y, torch.where(a, y_a, y_b), rtol=0, atol=0)
     # the second pass matters: B differs from what pass 1 alone would have drawn
     assert (y[:, ~a] != y_a[:, ~a]).any()
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_consistent_sampling_gives_preimages(dims):
+    from hpc_rg.rg.blocking import decimation, majority_rule
+    from hpc_rg.superres.consistent import sample_consistent
+    g = torch.Generator().manual_seed(dims)
+    L = {1: 8, 2: 6, 3: 4}[dims]
+    c = torch.randint(0, 2, (3,) + (L,) * dims, generator=g).float() * 2 - 1
+    logit = torch.randn((3,) + (2 * L,) * dims, generator=g) * 2
+    u = torch.rand((3,) + (2 * L,) * dims, generator=g)
+    assert torch.equal(majority_rule(sample_consistent(logit, c, u, dims), dims), c)
+    assert torch.equal(decimation(sample_consistent(logit, c, u, dims, "decimation"), dims), c)
+
+
+def test_consistent_sampling_is_the_restricted_product_distribution():
+    """One 2x2 block, coarse +1: pattern frequencies = prod Bernoulli restricted to the
+    patterns whose majority (ties: first site) is +1, within 4 sigma."""
+    import itertools
+    from hpc_rg.superres.consistent import sample_consistent
+    p = torch.tensor([0.3, 0.6, 0.45, 0.8])
+    logit = torch.log(p / (1 - p)).reshape(1, 2, 2).expand(20000, 2, 2)
+    u = torch.rand(20000, 2, 2, generator=torch.Generator().manual_seed(5))
+    y = sample_consistent(logit, torch.ones(20000, 1, 1), u, 2).reshape(20000, 4)
+    pats = [torch.tensor(s) for s in itertools.product((-1.0, 1.0), repeat=4)]
+    w = []
+    for s in pats:
+        maj = s[0] if s.sum() == 0 else torch.sign(s.sum())
+        w.append(float(torch.where(s > 0, p, 1 - p).prod()) if maj > 0 else 0.0)
+    w = torch.tensor(w) / sum(w)
+    for s, q in zip(pats, w):
+        freq = float((y == s).all(1).double().mean())
+        sigma = max(float((q * (1 - q) / 20000) ** 0.5), 1e-4)
+        assert abs(freq - float(q)) < 4 * sigma, (s, freq, float(q))

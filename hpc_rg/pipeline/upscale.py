@@ -110,7 +110,7 @@ def run_upscale(cfg, comms, stop, resume: bool, device) -> None:
                 ids = torch.arange(a, b) + k * N
                 for level, Lp in enumerate(sizes, start=1):
                     net, t_out, _ = model.network_for(k, level, rescale)
-                    y = model.step(x, net, level, seed, ids, t_out)
+                    y = model.step(x, net, level, seed, ids, t_out, cfg.upscale.consistent)
                     agree = _consistency(x, y, blocking, dims, field)
                     obs = observables(y, field, dims)
                     grp = schema.size_group(Lp)

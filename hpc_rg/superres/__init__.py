@@ -76,9 +76,10 @@ class SuperResolver:
 
     @torch.no_grad()
     def step(self, x: torch.Tensor, k: int, level: int, seed: int, ids,
-             t_out: float | None = None) -> torch.Tensor:
+             t_out: float | None = None, consistent: bool = False) -> torch.Tensor:
         """One L -> 2L step with network ``k``. ``x`` (B, *lattice) ±1 floats or φ;
-        ``ids`` (B,) global configuration ids.
+        ``ids`` (B,) global configuration ids. ``consistent``: draw every block from its
+        pre-images under the blocking (:mod:`.consistent`), so block(output) = x.
 
         ``level`` (1 for the first doubling) keys the random stream. Returns (B, *2L) float32.
         """
@@ -93,6 +94,14 @@ class SuperResolver:
         if self.field == "phi4":
             u2 = rng.uniform(1).clamp_min(2.0**-25)
             normal = torch.sqrt(-2.0 * torch.log(u2)) * torch.cos(2 * torch.pi * u)
+        if consistent:
+            from .consistent import sample_consistent
+            if self.field != "spin" or self.spec.two_pass or self.blocking not in (
+                    "majority", "overlap", "decimation"):
+                raise ValueError("consistent sampling needs a one-pass spin network with "
+                                 "majority, overlap or decimation blocking")
+            rule = "decimation" if self.blocking == "decimation" else "majority"
+            return sample_consistent(out[:, 0], x, u, self.dims, rule)
         y = sample_output(out, self.field, u, normal)
         if self.spec.two_pass:  # sublattice B given the sampled A (same per-site numbers)
             out_b = self.bank.forward_one(k, x, t_out, known=y)
@@ -101,7 +110,7 @@ class SuperResolver:
         return y
 
     def upscale(self, x, k: int, levels: int = 1, seed: int = 0, ids=None,
-                rescale: bool = True) -> list[torch.Tensor]:
+                rescale: bool = True, consistent: bool = False) -> list[torch.Tensor]:
         """Apply ``levels`` doublings to inputs at temperature index ``k``; every level's output.
 
         Each level uses :meth:`network_for` (the network matching its effective temperature).
@@ -112,7 +121,7 @@ class SuperResolver:
         outs = []
         for level in range(1, levels + 1):
             net, t_out, _ = self.network_for(k, level, rescale)
-            x = self.step(x, net, level, seed, ids, t_out)
+            x = self.step(x, net, level, seed, ids, t_out, consistent)
             outs.append(x)
         return outs
 
