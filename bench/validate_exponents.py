@@ -51,7 +51,7 @@ sample: {{L: 16, temperatures: [{tc}], algorithm: swendsen_wang, chains: 4, ther
          samples: {per_chain}, thin: 2, chunk: 500}}
 train: {{epochs: {epochs}, batch_size: 64, patience: 6, energy_weight: {gamma},
         network: {{depth: {depth}, width: {width}, kernel: 3, two_pass: {two_pass}}}}}
-upscale: {{target_L: {target}, batch: 16, rescale_temperature: false}}
+upscale: {{target_L: {target}, batch: 16, rescale_temperature: false, consistent: {consistent}}}
 """
 DECK_TRAIN_L32 = """
 run: {{name: exponents, output: {out}, seed: {seed}, progress_seconds: 60}}
@@ -106,7 +106,8 @@ def run_repeat(seed: int, args, root: Path) -> dict:
     deck.write_text(template.format(out=out, seed=seed, tc=TC, per_chain=args.samples // 4,
                                 epochs=args.epochs, gamma=args.gamma, target=args.target,
                                 depth=args.depth, width=args.width,
-                                two_pass=str(args.two_pass).lower()))
+                                two_pass=str(args.two_pass).lower(),
+                                consistent=str(args.consistent).lower()))
     if not done.exists():
         env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                    OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1",
@@ -145,6 +146,8 @@ def main(argv=None) -> int:
     p.add_argument("--depth", type=int, default=4)
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--np", type=int, default=2)
+    p.add_argument("--consistent", action="store_true",
+                   help="upscale.consistent: every block drawn from its pre-images")
     p.add_argument("--two-pass", dest="two_pass", action="store_true",
                    help="train.network.two_pass: sublattice A, then B given A")
     p.add_argument("--train-L", dest="train_L", type=int, default=16, choices=(16, 32),
@@ -163,7 +166,7 @@ def main(argv=None) -> int:
              "eta_quarter": ISING2D_EXPONENTS["eta"], "eta_half": ISING2D_EXPONENTS["eta"]}
     print(f"# 2D Ising exponents from SR 16 -> {args.target}, {args.repeats} repeats, "
           f"{args.samples} configs each, network depth {args.depth} width {args.width}, "
-          f"gamma {args.gamma}, two_pass {args.two_pass}, trained on {args.train_L}² ({time.time() - t0:.0f} s)")
+          f"gamma {args.gamma}, two_pass {args.two_pass}, consistent {args.consistent}, trained on {args.train_L}² ({time.time() - t0:.0f} s)")
     print(f"{'exponent':12s} {'SR mean':>10s} {'stderr':>8s} {'exact':>8s} {'dev %':>7s}  per repeat")
     summary = {}
     for n in names:

@@ -48,6 +48,12 @@ PHI2_MEAN = "phi2_mean"  # phi4: spatial mean of phi^2
 ACTION = "action"  # phi4: total action
 TEMPERATURES = "temperatures"
 COUPLINGS = "couplings"
+# flow levels corrected by Metropolis-Hastings (source = superres_mh)
+MH_ACCEPTED = "mh_accepted"  # dataset (T, N) int8: step n of the chain accepted its proposal
+MH_ACCEPTANCE = "acceptance"  # group attr (T,): accepted / proposed
+ESS_PER_N = "ess_per_n"  # group attr (T,): ESS/N of the proposals' importance weights
+REVERSE_KL = "reverse_kl"  # group attr (T,): log mean w - mean log w (nats)
+TAU_INT = "tau_int"  # group attr (T,): integrated autocorrelation time of the chain's energy
 DATASET_ATTR_AXES = "axes"  # names of the leading axes, comma separated
 
 # leading axes

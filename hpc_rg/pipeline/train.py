@@ -44,6 +44,9 @@ def size_group(f, L: int, path):
 
 def run_train(cfg, comms, stop, resume: bool, device) -> None:
     """Train the network (collective over ``comms.world``)."""
+    if cfg.train.method != "cnn":  # flow super-resolution (hpc_rg.flows)
+        from .flow_stages import run_train_flow
+        return run_train_flow(cfg, comms, stop, resume, device)
     import torch
 
     from ..parallel.torch_dist import process_group

@@ -44,6 +44,9 @@ def levels_of(cfg) -> list[int]:
 
 def run_upscale(cfg, comms, stop, resume: bool, device) -> None:
     """Upscale the Monte Carlo ensemble (collective over ``comms.world``)."""
+    if cfg.train.method != "cnn":  # flow super-resolution (hpc_rg.flows)
+        from .flow_stages import run_upscale_flow
+        return run_upscale_flow(cfg, comms, stop, resume, device)
     import torch
 
     from ..superres import load

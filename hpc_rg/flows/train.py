@@ -1,0 +1,203 @@
+"""Reverse-KL training of flow super-resolution levels, data parallel with DeepSpeed.
+
+Level ``k`` (``2^k L → 2^{k+1} L``) of every parameter point is trained at once on the
+rank's own pool of coarse fields ``φ ~ p_{2^k L}`` (level 0: the Monte Carlo ensemble; level
+k: the MH-corrected output of level k-1). The loss per parameter point is Bauer eq. (32) /
+Shiina eq. (12),
+
+    KL(q‖p) + const = E_{φ ~ p_L, fine ~ q(·|φ)} [ log_q(fine|φ) − log p~_2L(fine) ],
+
+divided by the number of fine sites; ``log p_L(φ)`` does not depend on the flow parameters
+(σ enters only ``log_q``), so it is left out of the gradient but kept in the importance
+weights ``log w = log p~_2L(fine) − log p~_L(φ) − log_q`` whose ESS/N (eq. 12) the progress
+line reports (over every rank's batch). Optional magnetization regulariser (Shiina, after
+eq. 12): ``γ(step) · mean |m(fine) − m(φ)|`` with ``m`` the mean field (Ising: mean
+``tanh x`` = E[s|x]; the block mean of the fine field has the same mean); ``γ`` constant for
+``reg_steps`` steps then 0 (``step``) or decaying linearly to 0 (``linear``).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import OutputError, StoppedBySignal
+from ..rng import torch_generator
+
+log = logging.getLogger("hpc_rg")
+
+__all__ = ["FlowLoopState", "LevelObjective", "reg_weight", "FlowTrainer", "save_checkpoint"]
+
+
+@dataclass
+class FlowLoopState:
+    """Where flow training stands within one level (client state of the checkpoints)."""
+
+    level: int = 0
+    steps: int = 0
+    running: float = 0.0
+    n_run: int = 0
+    history: list = field(default_factory=list)  # (level, step, loss, ess_per_n)
+
+    @property
+    def tag(self) -> str:  # same pattern as the CNN trainer's tags (step<N>e<M>)
+        return f"step{self.steps}e{self.level}"
+
+
+def reg_weight(f, step: int) -> float:
+    """Regulariser weight at optimizer step ``step`` of a level."""
+    if f.reg_weight <= 0 or step >= f.reg_steps:
+        return 0.0
+    if f.reg_schedule == "linear":
+        return f.reg_weight * (1.0 - step / f.reg_steps)
+    return f.reg_weight
+
+
+def _magnetization(x: torch.Tensor, model: str) -> torch.Tensor:
+    axes = tuple(range(1, x.dim()))
+    return (torch.tanh(x) if model == "ising" else x).mean(axes)
+
+
+class LevelObjective(nn.Module):
+    """Level ``k`` of every parameter point and its reverse-KL loss.
+
+    ``forward(coarse (n_T, B, *L), log_p_coarse (n_T, B), reg, generator)`` returns
+    ``(loss, log_w (n_T, B))``; the loss is the mean over parameter points.
+    """
+
+    def __init__(self, levels, field_models):
+        super().__init__()
+        self.levels = nn.ModuleList(levels)
+        self.field_models = list(field_models)
+
+    def forward(self, coarse, log_p_coarse, reg: float = 0.0, generator=None):
+        losses, lws = [], []
+        for t, (level, fm) in enumerate(zip(self.levels, self.field_models)):
+            fine, log_q = level.sample(coarse[t], generator)
+            log_p = fm.log_p(fine)
+            n_sites = fine[0].numel()
+            loss = (log_q.to(torch.float64) - log_p).mean() / n_sites
+            if reg > 0:
+                m_out = _magnetization(fine, fm.model)
+                m_in = _magnetization(coarse[t], fm.model)
+                loss = loss + reg * (m_out - m_in).abs().to(torch.float64).mean()
+            losses.append(loss)
+            lws.append((log_p - log_p_coarse[t].to(torch.float64) - log_q.to(torch.float64)).detach())
+        return torch.stack(losses).mean().to(torch.float32), torch.stack(lws)
+
+
+def save_checkpoint(engine, ckpt_dir, state: FlowLoopState, comm) -> None:
+    """Collective DeepSpeed checkpoint of one level, committed by an atomic ``latest``
+    (same kill-safety protocol as :meth:`hpc_rg.superres.trainer.Trainer.save`)."""
+    from ..io.writer import fsync_path, os_error_reason
+    from ..superres.trainer import LATEST, _TAG, latest_tag
+    ckpt_dir, tag = Path(ckpt_dir), state.tag
+    skip = None
+    if comm.Get_rank() == 0:
+        previous = latest_tag(ckpt_dir)
+        if previous == tag:
+            skip = True
+        else:
+            shutil.rmtree(ckpt_dir / tag, ignore_errors=True)
+    if comm.bcast(skip, root=0):
+        return
+    try:
+        engine.save_checkpoint(str(ckpt_dir), tag=tag, save_latest=False,
+                               client_state={"loop": copy.deepcopy(vars(state))})
+    except OSError as e:
+        raise OutputError(f"{ckpt_dir / tag}: cannot write training checkpoint: "
+                          f"{os_error_reason(e)}") from None
+    comm.Barrier()
+    problem = None
+    if comm.Get_rank() == 0:
+        try:
+            for root, _, files in os.walk(ckpt_dir / tag):
+                for name in files:
+                    fsync_path(os.path.join(root, name))
+            tmp = ckpt_dir / (LATEST + ".tmp")
+            with open(tmp, "w") as fd:
+                fd.write(tag)
+                fd.flush()
+                os.fsync(fd.fileno())
+            os.replace(tmp, ckpt_dir / LATEST)
+            fsync_path(ckpt_dir, directory=True)
+        except OSError as e:
+            problem = f"{ckpt_dir}: cannot write training checkpoint: {os_error_reason(e)}"
+        else:
+            for p in ckpt_dir.iterdir():
+                if p.is_dir() and _TAG.match(p.name) and p.name not in (tag, previous):
+                    shutil.rmtree(p, ignore_errors=True)
+    problem = comm.bcast(problem, root=0)
+    if problem:
+        raise OutputError(problem)
+
+
+class FlowTrainer:
+    """The optimizer loop of one level.
+
+    Parameters
+    ----------
+    pool, pool_logp : Tensor (n_T, n_local, *L), (n_T, n_local)
+        This rank's coarse fields and their ``log p~``.
+    cfg : Config (``train.flow``, ``train.checkpoint_every``, ``run.seed``)
+    """
+
+    def __init__(self, pool, pool_logp, cfg, comms, ckpt_dir, stop, progress):
+        self.pool, self.pool_logp = pool, pool_logp
+        self.cfg, self.f = cfg, cfg.train.flow
+        self.comms, self.comm = comms, comms.world
+        self.ckpt_dir, self.stop, self.progress = ckpt_dir, stop, progress
+
+    def batch(self, state: FlowLoopState):
+        """This rank's coarse batch of step ``state.steps`` (keyed: resumable)."""
+        n = self.pool.shape[1]
+        gen = torch_generator(self.cfg.run.seed, "flow-train-batch", state.level, state.steps,
+                              self.comm.Get_rank())
+        idx = torch.randint(0, n, (self.f.batch,), generator=gen).to(self.pool.device)
+        return self.pool[:, idx], self.pool_logp[:, idx]
+
+    def ess(self, log_w: torch.Tensor) -> float:
+        """Mean over parameter points of ESS/N of every rank's batch weights (collective)."""
+        from .mh import ess_per_n
+        lw = torch.cat([torch.as_tensor(a) for a in self.comm.allgather(log_w.cpu().numpy())], 1)
+        return float(sum(ess_per_n(lw[t]) for t in range(lw.shape[0])) / lw.shape[0])
+
+    def run(self, engine, state: FlowLoopState) -> FlowLoopState:
+        f, seed, rank = self.f, self.cfg.run.seed, self.comm.Get_rank()
+        every = self.cfg.train.checkpoint_every
+        t0, seen = time.monotonic(), 0
+        engine.train()
+        while state.steps < f.steps:
+            coarse, lpc = self.batch(state)
+            gen = torch_generator(seed, "flow-train-noise", state.level, state.steps, rank,
+                                  device=coarse.device)
+            loss, log_w = engine(coarse, lpc, reg_weight(f, state.steps), gen)
+            engine.backward(loss)
+            engine.step()
+            ess = self.ess(log_w)
+            state.running += float(loss.detach())
+            state.n_run += 1
+            state.steps += 1
+            state.history.append((state.level, state.steps, float(loss.detach()), ess))
+            seen += coarse.shape[0] * coarse.shape[1] * self.comm.Get_size()
+            if state.steps % every == 0:
+                save_checkpoint(engine, self.ckpt_dir, state, self.comm)
+            if self.stop.requested(self.comms):
+                save_checkpoint(engine, self.ckpt_dir, state, self.comm)
+                raise StoppedBySignal(f"train stage stopped by signal at level {state.level + 1} "
+                                      f"step {state.steps}; checkpoint in {self.ckpt_dir}; "
+                                      f"rerun with --resume")
+            rate = seen / max(time.monotonic() - t0, 1e-9)
+            self.progress.update(state.steps, f"level {state.level + 1} loss {float(loss.detach()):.5f} "
+                                 f"ESS/N {ess:.3f} ({rate:.0f} samples/s)")
+        engine.eval()
+        save_checkpoint(engine, self.ckpt_dir, state, self.comm)
+        return state

@@ -1,0 +1,447 @@
+"""The ``train`` and ``upscale`` stages of the flow methods (``train.method: flow_rg`` |
+``flow_checkerboard``): exact-likelihood super-resolution corrected by Metropolis-Hastings.
+
+train: one :class:`~hpc_rg.flows.levels.FlowChain` per parameter point (temperature or φ⁴
+coupling of the deck's grid), levels trained one after the other by reverse KL
+(:mod:`hpc_rg.flows.train`) with DeepSpeed over all ranks; level 1's coarse fields are this
+rank's share of the ``/L<sample.L>`` Monte Carlo ensemble (Ising: relaxed ``x ~ p(x|s)``),
+level k+1's the MH-corrected output of level k, and level k+1 starts from level k's weights
+(``train.flow.transfer``). Writes ``model.pt`` (:mod:`hpc_rg.flows.modelfile`).
+
+upscale: per parameter point ``upscale.mh_chains`` independent chains; chain c takes the rows
+``[c·N/C, (c+1)·N/C)`` of the N outputs (inputs spread over the ensemble as for the CNN),
+in batches of ``upscale.batch``; each level of each batch is an independence-MH step
+continuing that chain's state (:mod:`hpc_rg.flows.sampler`). Random numbers are keyed by
+(seed, level, parameter point, chain, batch), chains are dealt to ranks whole, so the file
+content does not depend on the number of ranks. Per level and parameter point the group
+attributes ``acceptance``, ``ess_per_n``, ``reverse_kl``, ``tau_int`` are written.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import types
+
+import numpy as np
+
+from ..errors import ConfigError, InputFileError, OutputError, StoppedBySignal
+from ..io import schema
+from ..io.provenance import provenance
+from .progress import Progress
+
+log = logging.getLogger("hpc_rg")
+
+CHECKPOINT_EVERY = 8  # upscale batch rounds between checkpoints
+LEVELS_FILE = "flow_levels.pt"  # finished levels of an interrupted training
+
+
+def _levels_of(cfg) -> list[int]:
+    L, target = cfg.sample.L, cfg.upscale.target_L or 4 * cfg.sample.L
+    out = []
+    while L < target:
+        L *= 2
+        out.append(L)
+    return out
+
+
+def _field_models(cfg, grid):
+    from ..flows.sampler import FieldModel
+    return [FieldModel(cfg.model.name, cfg.model.dims, p, cfg.model, cfg.train.flow.alpha)
+            for p in grid]
+
+
+def _plain(d: dict) -> dict:
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in d.items()}
+
+
+# ------------------------------------------------------------------------------ train
+def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
+    """Train the flow bank (collective over ``comms.world``); writes ``model.pt``."""
+    import dataclasses
+    import shutil
+
+    import torch
+
+    from ..flows.modelfile import FlowBank, flow_spec, save_flow_model
+    from ..flows.train import FlowLoopState, FlowTrainer, LevelObjective
+    from ..io.checkpoint import atomic_torch_save
+    from ..parallel.torch_dist import process_group
+    from ..rng import derive_seed, torch_generator
+    from ..superres.ensemble_io import ensemble_size, grid, read_runs, take_share
+    from ..superres.trainer import deepspeed_config, load_checkpoint, prepare_checkpoints
+    from .train import open_samples, size_group
+
+    out, f = cfg.output_dir, cfg.train.flow
+    final = out / schema.MODEL_FILE
+    L0, sizes = cfg.sample.L, _levels_of(cfg)
+    K = len(sizes)
+    rank, size, comm = comms.rank, comms.size, comms.world
+    with open_samples(cfg) as h5:
+        g = size_group(h5, L0, h5.filename)
+        N, temps = ensemble_size(g), grid(g)
+        share = take_share([(0, N)], rank, size)
+        stored = torch.from_numpy(read_runs(g, share))
+    n_local = stored.shape[1]
+    smallest = comm.allreduce(n_local, op=_mpi_min())
+    if smallest < 1:
+        raise ConfigError(f"{cfg.source}: {N} Monte Carlo samples per parameter point cannot "
+                          f"be shared by {size} ranks; use fewer ranks or more samples")
+    fms = _field_models(cfg, temps)
+    n_T = len(temps)
+    # level-1 coarse pool: the Monte Carlo ensemble in flow variables
+    xs, lps = [], []
+    for t, fm in enumerate(fms):
+        x = fm.to_flow(stored[t], torch_generator(cfg.run.seed, "flow-train-coarse", t, rank))
+        xs.append(x)
+        lps.append(fm.log_p(x))
+    pool = torch.stack(xs).to(torch.float32).to(device)
+    pool_lp = torch.stack(lps).to(device)
+    del stored, xs, lps
+
+    root = out / schema.CHECKPOINT_DIR / "train"
+    if comms.is_root and not resume and root.exists():
+        shutil.rmtree(root, ignore_errors=True)
+    comm.Barrier()
+    spec = flow_spec(cfg, n_T, K)
+    torch.manual_seed(derive_seed(cfg.run.seed, "flow-init") >> 1)
+    bank = FlowBank(spec).to(device)
+    history, done = [], 0
+    levels_path = root / LEVELS_FILE
+    if resume and comms.bcast_root(levels_path.is_file()):
+        blob = torch.load(levels_path, map_location="cpu", weights_only=True)
+        bank.load_state_dict(blob["state_dict"])
+        done, history = int(blob["done"]), [tuple(h) for h in blob["history"]]
+        log.info(f"[train] resuming: {done}/{K} level(s) already trained")
+    shim = types.SimpleNamespace(batch_size=f.batch, learning_rate=f.learning_rate,
+                                 deepspeed=cfg.train.deepspeed)
+    ds_config = deepspeed_config(shim, size)
+    log.info(f"[train] {cfg.train.method}: {n_T} parameter point(s) x {K} level(s) "
+             f"{L0} -> {sizes[-1]}, {N} coarse configurations each ({n_local}+ per rank), "
+             f"{f.steps} steps per level, {size} data-parallel rank(s)")
+    _quiet_deepspeed(device)
+    with process_group(comm, "nccl" if device.type == "cuda" else "gloo",
+                       comms.local_rank) as holder:
+        import deepspeed
+        for k in range(K):
+            if k >= done:
+                if k > 0 and f.transfer:
+                    bank.transfer(k - 1)
+                ckpt_dir = root / f"level{k + 1}"
+                tag = prepare_checkpoints(ckpt_dir, comm, resume)
+                obj = LevelObjective(bank.level_modules(k), fms)
+                try:
+                    engine, optimizer, _, _ = deepspeed.initialize(
+                        model=obj, model_parameters=[p for p in obj.parameters() if p.requires_grad],
+                        config=ds_config)
+                except (ValueError, AssertionError, KeyError, TypeError) as e:
+                    raise ConfigError(f"{cfg.source}: train.deepspeed: DeepSpeed rejected the "
+                                      f"configuration: {str(e).splitlines()[0][:200]}") from None
+                holder.update(engine=engine, optimizer=optimizer, obj=obj)
+                state = FlowLoopState(level=k)
+                if tag is not None:
+                    state = FlowLoopState(**load_checkpoint(engine, ckpt_dir, tag)["loop"])
+                    log.info(f"[train] level {k + 1}: resuming at step {state.steps}")
+                progress = Progress("train", f.steps, "steps", cfg.run.progress_seconds,
+                                    active=comms.is_root, start=state.steps)
+                trainer = FlowTrainer(pool, pool_lp, cfg, comms, ckpt_dir, stop, progress)
+                state = trainer.run(engine, state)
+                history += [tuple(h) for h in state.history]
+                del engine, optimizer, obj, trainer
+                holder.clear()
+                gc.collect()
+                last = state.history[-1][3] if state.history else float("nan")
+                log.info(f"[train] level {k + 1} ({sizes[k] // 2} -> {sizes[k]}) done: "
+                         f"batch ESS/N {last:.3f}")
+                problem = None
+                if comms.is_root:
+                    try:
+                        atomic_torch_save({"done": k + 1, "history": [list(h) for h in history],
+                                           "state_dict": {n: v.detach().cpu().clone() for n, v
+                                                          in bank.state_dict().items()}},
+                                          levels_path)
+                    except OSError as e:
+                        problem = f"{levels_path}: cannot write training checkpoint: {e}"
+                problem = comms.bcast_root(problem)
+                if problem:
+                    raise OutputError(problem)
+            if k + 1 < K:
+                pool, pool_lp = _advance_pool(bank, k, pool, pool_lp, fms, cfg, rank)
+        holder["pool"] = pool
+        del pool, pool_lp
+    gc.collect()
+    bank = bank.cpu()
+    prov = provenance(cfg, comms.size, "train", commit=None if comms.is_root else "")
+    meta = {"method": cfg.train.method, "model": cfg.model.name, "dims": cfg.model.dims,
+            "field": "phi4" if cfg.model.name == "phi4" else "spin", "levels": K,
+            "input_L": L0, "sizes": [L0] + sizes,
+            "grid_name": schema.COUPLINGS if cfg.model.name == "phi4" else schema.TEMPERATURES,
+            "grid": [float(p) for p in temps], "flow": dataclasses.asdict(f),
+            "targets": [_target_meta(fm) for fm in fms],
+            "history": [list(h) for h in history], "provenance": _plain(prov)}
+    problem = None
+    if comms.is_root:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            save_flow_model(final, bank, meta)
+        except OutputError as e:
+            problem = str(e)
+    problem = comms.bcast_root(problem)
+    if problem:
+        raise OutputError(problem)
+    log.info(f"[train] wrote {final}")
+
+
+def _target_meta(fm) -> dict:
+    if fm.model == "phi4":
+        return {"kappa": fm.kappa, "lam": fm.lam, "scale": fm.scale}
+    return {"beta": fm.beta, "J": fm.J, "alpha": fm.alpha}
+
+
+def _advance_pool(bank, k, pool, pool_lp, fms, cfg, rank):
+    """The next level's coarse pool: level k's MH-corrected output on this rank's pool."""
+    import torch
+
+    from ..flows.sampler import ChainState, mh_step
+    from ..rng import torch_generator
+    B = max(cfg.train.flow.batch, 64)
+    outs, lps = [], []
+    for t, fm in enumerate(fms):
+        level = bank.chains[t].levels[k].eval()
+        state, xs, ls = ChainState(), [], []
+        for j, a in enumerate(range(0, pool.shape[1], B)):
+            gen = torch_generator(cfg.run.seed, "flow-train-pool", k, t, rank, j,
+                                  device=pool.device)
+            x, lp, _ = mh_step(level, pool[t, a:a + B], pool_lp[t, a:a + B], fm, state, gen,
+                               index_offset=a)
+            xs.append(x.to(torch.float32))
+            ls.append(lp)
+        outs.append(torch.cat(xs))
+        lps.append(torch.cat(ls))
+        log.debug(f"[train] pool for level {k + 2}, point {t}: acceptance "
+                  f"{state.stats.acceptance:.3f}, ESS/N {state.stats.ess_per_n:.3f}")
+    return torch.stack(outs), torch.stack(lps)
+
+
+def _mpi_min():
+    from mpi4py import MPI
+    return MPI.MIN
+
+
+# ---------------------------------------------------------------------------- upscale
+def _chain_rows(N: int, C: int, c: int) -> tuple[int, int]:
+    return c * N // C, (c + 1) * N // C
+
+
+def run_upscale_flow(cfg, comms, stop, resume: bool, device) -> None:
+    """MH-corrected flow upscaling of the Monte Carlo ensemble (collective)."""
+    import torch
+    from mpi4py import MPI
+
+    from ..flows.modelfile import load_flow_model
+    from ..flows.sampler import ChainState, LevelStats, mh_step
+    from ..io.checkpoint import RankCheckpoints
+    from ..io.writer import open_output, partial_is_usable
+    from ..parallel.distribute import block_range
+    from ..rng import torch_generator
+    from ..superres.ensemble_io import ensemble_size, grid, read_runs
+    from .train import open_samples, size_group
+    from .upscale import input_runs
+
+    out = cfg.output_dir
+    final = out / schema.UPSCALED_FILE
+    bank, meta = load_flow_model(out / schema.MODEL_FILE, device)
+    bank = bank.to(torch.float64)  # exact log-likelihoods for the accept/reject step
+    sizes = _levels_of(cfg)
+    L0 = cfg.sample.L
+    if meta.get("input_L") != L0 or meta.get("levels", 0) < len(sizes) or \
+            meta.get("method") != cfg.train.method or meta.get("model") != cfg.model.name:
+        raise InputFileError(f"{out / schema.MODEL_FILE}: flow model of {meta.get('method')} "
+                             f"{meta.get('model')} with {meta.get('levels')} level(s) from "
+                             f"L={meta.get('input_L')} does not fit this deck ({cfg.train.method}, "
+                             f"L={L0} -> {sizes[-1]}); retrain with --stage train")
+    with open_samples(cfg) as f:
+        g0 = size_group(f, L0, f.filename)
+        N_all, temps = ensemble_size(g0), grid(g0)
+    if len(temps) != len(meta["grid"]) or not np.allclose(temps, meta["grid"]):
+        raise InputFileError(f"{out / schema.MODEL_FILE}: trained for {meta['grid_name']} "
+                             f"{meta['grid']}, samples.h5 has {list(temps)}; retrain")
+    fms = _field_models(cfg, temps)
+    u = cfg.upscale
+    N = min(u.samples or N_all, N_all)
+    n_T, B, C = len(temps), u.batch, min(u.mh_chains, N)
+    units = [(t, c) for t in range(n_T) for c in range(C)]
+    mine = list(block_range(len(units), comms.size, comms.rank))
+    work = []  # (unit index, batch index, a, b)
+    for ui in mine:
+        lo, hi = _chain_rows(N, C, units[ui][1])
+        work += [(ui, j, a, min(a + B, hi)) for j, a in enumerate(range(lo, hi, B))]
+    rounds = comms.world.allreduce(len(work), op=MPI.MAX)
+
+    ckpts = RankCheckpoints(out / schema.CHECKPOINT_DIR, "upscale", comms.world)
+    saved = ckpts.load_latest() if resume else None
+    partial_path = final.with_name(final.name + schema.PARTIAL_SUFFIX)
+    partial = comms.bcast_root(partial_path.exists())
+    h5, done, seq = None, 0, -1
+    states = {ui: [ChainState() for _ in sizes] for ui in mine}
+    if saved is not None and partial and partial_is_usable(final, comms.world):
+        h5 = open_output(final, comms.world, "r+")
+        if comms.bcast_root(_structure_complete(h5, sizes)):
+            seq, st = saved
+            done = st["done"]
+            states = {ui: [ChainState.from_dict(d) for d in v] for ui, v in st["chains"].items()}
+            log.info(f"[upscale] resuming: {done}/{rounds} batch rounds done")
+        else:
+            h5.close(complete=False)
+            h5 = None
+    if h5 is None:
+        if resume and partial:
+            log.warning(f"[upscale] {partial_path}: no usable checkpoint; starting again")
+        ckpts.clear()
+        h5 = open_output(final, comms.world, "w")
+        _create_file(h5, cfg, comms, meta, sizes, temps, N, N_all)
+    phi4 = cfg.model.name == "phi4"
+    conf_dtype = np.float32 if phi4 else np.int8
+    seed = cfg.run.seed
+    progress = Progress("upscale", rounds, "batches", cfg.run.progress_seconds,
+                        active=comms.is_root, start=done)
+    with open_samples(cfg) as f:
+        g0 = f[schema.size_group(L0)]
+        for r in range(done, rounds):
+            if r < len(work):
+                ui, j, a, b = work[r]
+                t, c = units[ui]
+                fm = fms[t]
+                stored = torch.from_numpy(read_runs(g0, input_runs(a, b, N, N_all), t=t)).to(device)
+                x = fm.to_flow(stored, torch_generator(seed, "flow-upscale-coarse", t, c, j,
+                                                       device=device))
+                lp = fm.log_p(x)
+                for level, Lp in enumerate(sizes, start=1):
+                    gen = torch_generator(seed, "flow-upscale", level, t, c, j, device=device)
+                    x, lp, acc = mh_step(bank.chains[t].levels[level - 1], x, lp, fm,
+                                         states[ui][level - 1], gen, index_offset=a, mh=u.mh)
+                    y = fm.from_flow(x, torch_generator(seed, "flow-upscale-spins", level, t, c, j,
+                                                        device=device))
+                    grp = schema.size_group(Lp)
+                    sel = (t, slice(a, b))
+                    h5.put(f"{grp}/{schema.CONFIGS}", sel, y.cpu().numpy().astype(conf_dtype))
+                    h5.put(f"{grp}/{schema.MH_ACCEPTED}", sel, acc.numpy().astype(np.int8))
+                    for name, v in fm.scalars(y, x).items():
+                        h5.put(f"{grp}/{name}", sel, v.cpu().numpy())
+            stopping = stop.requested(comms)
+            if (r + 1) % CHECKPOINT_EVERY == 0 or stopping:
+                h5.flush()
+                seq += 1
+                ckpts.save(seq, {"done": r + 1, "chains": {ui: [s.to_dict() for s in v]
+                                                           for ui, v in states.items()}})
+                if stopping:
+                    h5.close(complete=False)
+                    raise StoppedBySignal(f"upscale stage stopped by signal after {r + 1}/"
+                                          f"{rounds} batch rounds; rerun with --resume")
+            progress.update(r + 1)
+    # diagnostics per level and parameter point: merged over chains (and ranks)
+    obs_name = "action" if phi4 else schema.ENERGY
+    rows = []
+    for ui in mine:
+        t, c = units[ui]
+        lo, hi = _chain_rows(N, C, c)
+        for li, Lp in enumerate(sizes):
+            series = h5.read(f"{schema.size_group(Lp)}/{obs_name}", (t, slice(lo, hi)))
+            rows.append((li, t, ui, states[ui][li].stats.to_list(), _tau(series), hi - lo))
+    rows = sorted(sum(comms.world.allgather(rows), []), key=lambda r: (r[0], r[1], r[2]))
+    summary = []
+    for li, Lp in enumerate(sizes):
+        acc, ess, kl, tau = (np.full(n_T, np.nan) for _ in range(4))
+        for t in range(n_T):
+            mine_t = [r for r in rows if r[0] == li and r[1] == t]
+            tot = LevelStats()
+            for r in mine_t:
+                tot = tot.merge(LevelStats.from_list(r[3]))
+            acc[t], ess[t], kl[t] = tot.acceptance, tot.ess_per_n, tot.reverse_kl
+            taus = [(r[4], r[5]) for r in mine_t if np.isfinite(r[4])]
+            if taus:
+                tau[t] = sum(a * n for a, n in taus) / sum(n for _, n in taus)
+        h5.set_attrs(schema.size_group(Lp), {schema.MH_ACCEPTANCE: acc, schema.ESS_PER_N: ess,
+                                             schema.REVERSE_KL: kl, schema.TAU_INT: tau})
+        summary += [f"L={Lp:<5d} {meta['grid_name'][:-1]}={temps[t]:<9.5f} acceptance={acc[t]:.3f} "
+                    f"ESS/N={ess[t]:.3f} KL={kl[t]:.4f} tau_int={tau[t]:.2f}" for t in range(n_T)]
+    h5.close(complete=True)
+    ckpts.comm.Barrier()
+    ckpts.clear()
+    log.info(f"[upscale] wrote {final}")
+    if comms.is_root:
+        log.info("[upscale] MH levels:\n" + "\n".join(summary))
+
+
+def _tau(series) -> float:
+    from ..flows.mh import chain_autocorr_time
+    s = np.asarray(series, dtype=np.float64)
+    if s.size < 4 or not np.all(np.isfinite(s)) or np.ptp(s) == 0:
+        return float("nan")
+    try:
+        return float(np.asarray(chain_autocorr_time(s)[0]).reshape(-1)[0])
+    except (ValueError, FloatingPointError):
+        return float("nan")
+
+
+def _structure_complete(h5, sizes) -> bool:
+    try:
+        for Lp in sizes:
+            g = schema.size_group(Lp)
+            if not (h5.has(g) and h5.has(f"{g}/{schema.CONFIGS}")
+                    and h5.has(f"{g}/{schema.MH_ACCEPTED}") and "level" in h5.attrs(g)):
+                return False
+    except (KeyError, OSError, ValueError):
+        return False
+    return True
+
+
+def _create_file(h5, cfg, comms, meta, sizes, temps, N, N_all) -> None:
+    """Collective: provenance, one group per level with datasets and the grid."""
+    from .upscale import NOMINAL
+    root = comms.bcast_root(provenance(cfg, comms.size, "upscale",
+                                       commit=None if comms.is_root else ""))
+    h5.set_attrs("/", root)
+    phi4 = cfg.model.name == "phi4"
+    dtype = np.float32 if phi4 else np.int8
+    names = ([schema.PHI_MEAN, schema.PHI2_MEAN, schema.MAGNETIZATION, schema.ACTION] if phi4
+             else [schema.MAGNETIZATION, schema.ENERGY])
+    n_T = len(temps)
+    axes = ",".join(schema.CLEAN_AXES)
+    for level, Lp in enumerate(sizes, start=1):
+        g = schema.size_group(Lp)
+        lat = (Lp,) * cfg.model.dims
+        h5.create_dataset(f"{g}/{schema.CONFIGS}", (n_T, N) + lat, dtype, chunks=(1, 1) + lat,
+                          attrs={schema.DATASET_ATTR_AXES: axes + "," + ",".join("xyz"[:len(lat)])})
+        for name in names:
+            h5.create_dataset(f"{g}/{name}", (n_T, N), np.float64,
+                              attrs={schema.DATASET_ATTR_AXES: axes})
+        h5.create_dataset(f"{g}/{schema.MH_ACCEPTED}", (n_T, N), np.int8,
+                          attrs={schema.DATASET_ATTR_AXES: axes})
+        grid_name = schema.COUPLINGS if phi4 else schema.TEMPERATURES
+        h5.create_dataset(f"{g}/{grid_name}", (n_T,), np.float64)
+        h5.create_dataset(f"{g}/{NOMINAL}", (n_T,), np.float64)
+        if comms.is_root:
+            h5.put(f"{g}/{grid_name}", (), np.asarray(temps, dtype=np.float64))
+            h5.put(f"{g}/{NOMINAL}", (), np.asarray(temps, dtype=np.float64))
+        f = cfg.train.flow
+        attrs = {schema.GROUP_ATTR_MODEL: cfg.model.name, schema.GROUP_ATTR_DIMS: cfg.model.dims,
+                 schema.GROUP_ATTR_L: Lp,
+                 schema.GROUP_ATTR_SOURCE: "superres_mh" if cfg.upscale.mh else "superres",
+                 "level": level, "input_L": cfg.sample.L, "train_L": cfg.sample.L,
+                 "input_count": N_all, "blocking": "", "rescaled": False,
+                 "overlap_configs": False, "network_temperatures": np.asarray(temps, np.float64),
+                 "method": meta["method"], "mh_chains": min(cfg.upscale.mh_chains, N),
+                 "local_flow": f.local_flow}
+        if not phi4:
+            attrs["relaxation_alpha"] = np.asarray([t["alpha"] for t in meta["targets"]])
+        h5.set_attrs(g, attrs)
+
+
+def _quiet_deepspeed(device) -> None:
+    """CPU accelerator unless on GPU; DeepSpeed's INFO chatter off (warnings stay)."""
+    import os
+    if device.type != "cuda":
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    from deepspeed.utils import logger as ds_logger
+    ds_logger.setLevel(logging.WARNING)
