@@ -254,4 +254,9 @@ def _print_summary(path, sizes) -> None:
                 if e is not None:
                     row += f" <e>={e[k].mean():.4f}"
                 lines.append(row + f" consistency={cons[k].mean():.4f}")
+            bad = int((~np.isfinite(m)).sum())
+            if bad:  # an iterated network can run away (φ⁴ far outside its training range)
+                log.warning(f"[upscale] L={Lp}: {bad} of {m.size} configurations hold non-finite "
+                            f"values (the network diverged under iteration); do not use this "
+                            f"level, see docs/validation.md")
     log.info("[upscale] levels:\n" + "\n".join(lines))
