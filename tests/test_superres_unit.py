@@ -238,3 +238,16 @@ def test_consistent_sampling_is_the_restricted_product_distribution():
         freq = float((y == s).all(1).double().mean())
         sigma = max(float((q * (1 - q) / 20000) ** 0.5), 1e-4)
         assert abs(freq - float(q)) < 4 * sigma, (s, freq, float(q))
+
+
+def test_phi4_field_bound_stops_runaway():
+    """A φ⁴ network fed a field far outside its training range: with the model's
+    ``field_bound`` the output stays bounded (mean clamped, scale <= bound)."""
+    torch.manual_seed(3)
+    bank = NetworkBank(NetworkSpec(dims=2, depth=2, width=4, field="phi4", temperatures=(1.0,)))
+    x = torch.full((2, 4, 4), 1e4)
+    free = SuperResolver(bank, {"blocking": "sign_mean"}).step(x, 0, 1, seed=1, ids=torch.arange(2))
+    assert free.abs().max() > 1e3
+    bounded = SuperResolver(bank, {"blocking": "sign_mean", "field_bound": 3.0})
+    y = bounded.step(x, 0, 1, seed=1, ids=torch.arange(2))
+    assert torch.isfinite(y).all() and y.abs().max() <= 3.0 * (1 + 7)

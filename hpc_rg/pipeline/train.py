@@ -76,6 +76,11 @@ def run_train(cfg, comms, stop, resume: bool, device) -> None:
         val_np = read_runs(g, take_share(val_runs, rank, size))
         temps = grid(g)
         flow = measure_flow(cfg, f, L, field, blocking, comms, device)
+    # φ⁴: bound of the field the network may predict (1.5 × the largest |φ| trained on), so
+    # that an iterated chain cannot run away outside the training range
+    from mpi4py import MPI
+    field_bound = 1.5 * comms.world.allreduce(float(np.abs(train_np).max()) if train_np.size
+                                              else 0.0, op=MPI.MAX)
     train_x = torch.from_numpy(train_np).to(device)
     val_x = torch.from_numpy(val_np).to(device)
     del train_np, val_np
@@ -131,6 +136,7 @@ def run_train(cfg, comms, stop, resume: bool, device) -> None:
             "stopped_early": bool(state.stopped_early),
             "history": [[float(v) for v in h] for h in state.history],
             "flow": flow_to_meta(flow),
+            "field_bound": field_bound if field == "phi4" else None,
             "exact_flow": _exact_flow(cfg, blocking),
             "provenance": _plain_provenance(cfg, comms)}
     problem = None

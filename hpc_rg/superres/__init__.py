@@ -11,6 +11,8 @@ computes it (pass the configuration's global ``ids``).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..rng import CounterRNG, derive_seed
@@ -84,7 +86,7 @@ class SuperResolver:
         ``level`` (1 for the first doubling) keys the random stream. Returns (B, *2L) float32.
         """
         x = x.to(self.device, torch.float32)
-        out = self.bank.forward_one(k, x, t_out)
+        out = self._bounded(self.bank.forward_one(k, x, t_out))
         lat = out.shape[2:]
         sites = torch.arange(int(torch.tensor(lat).prod()), device=self.device).reshape(lat)
         rng = CounterRNG(derive_seed(seed, "upscale", level), torch.as_tensor(ids), sites,
@@ -104,10 +106,20 @@ class SuperResolver:
             return sample_consistent(out[:, 0], x, u, self.dims, rule)
         y = sample_output(out, self.field, u, normal)
         if self.spec.two_pass:  # sublattice B given the sampled A (same per-site numbers)
-            out_b = self.bank.forward_one(k, x, t_out, known=y)
+            out_b = self._bounded(self.bank.forward_one(k, x, t_out, known=y))
             y = torch.where(sublattice_a(lat, self.device), y,
                             sample_output(out_b, self.field, u, normal))
         return y
+
+    def _bounded(self, out: torch.Tensor) -> torch.Tensor:
+        """φ⁴: clamp the predicted mean to ±``field_bound`` and the noise scale to at most
+        ``field_bound`` (model meta: 1.5 × the largest |φ| trained on), so an iterated
+        chain cannot run away outside the field range it was trained on."""
+        bound = self.meta.get("field_bound")
+        if self.field != "phi4" or not bound:
+            return out
+        return torch.stack([out[:, 0].clamp(-bound, bound),
+                            out[:, 1].clamp(max=math.log(bound))], dim=1)
 
     def upscale(self, x, k: int, levels: int = 1, seed: int = 0, ids=None,
                 rescale: bool = True, consistent: bool = False) -> list[torch.Tensor]:
