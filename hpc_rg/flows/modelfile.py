@@ -10,13 +10,12 @@ spec; it is read with ``torch.load(..., weights_only=True)`` (no pickled code ru
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..errors import InputFileError, OutputError
+from ..superres.modelfile import read_tensor_file, write_tensor_file
 from .levels import CheckerboardLevel, FlowChain, SuperResolutionLevel
 
 __all__ = ["FORMAT", "VERSION", "flow_spec", "build_level", "FlowBank", "save_flow_model",
@@ -86,43 +85,13 @@ def is_flow_model(path) -> bool:
 def save_flow_model(path, bank: FlowBank, meta: dict) -> None:
     """Write ``path`` atomically (``.partial``, fsync, rename); :class:`OutputError` (one
     line) if it cannot be written."""
-    from ..io.writer import fsync_path, is_io_failure, os_error_reason
-    path = Path(path)
-    state = {k: v.detach().cpu().clone() for k, v in bank.state_dict().items()}
-    meta = dict(meta, spec=dict(bank.spec))
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save({"format": FORMAT, "version": VERSION, "meta": meta,
-                        "state_dict": state}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        fsync_path(path.parent, directory=True)
-    except (OSError, RuntimeError) as e:
-        if not is_io_failure(e):
-            raise
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write the model: {os_error_reason(e, path)}") from None
+    write_tensor_file(path, FORMAT, VERSION, bank.state_dict(), dict(meta, spec=dict(bank.spec)))
 
 
 def load_flow_model(path, device="cpu") -> tuple[FlowBank, dict]:
     """Read a flow model file (``weights_only=True``) -> (bank in eval mode, meta)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such model file (train it with --stage train)")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise InputFileError(f"{path}: not a readable hpc_rg model file "
-                             f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        got = blob.get("format") if isinstance(blob, dict) else None
-        raise InputFileError(f"{path}: not an hpc_rg flow model (format {got!r}); "
-                             f"train.method of the deck and of the model must agree")
-    if blob.get("version") != VERSION:
-        raise InputFileError(f"{path}: flow model file version {blob.get('version')}, this "
-                             f"hpc_rg reads version {VERSION}")
+    blob = read_tensor_file(path, FORMAT, VERSION, "flow model",
+                            "; train.method of the deck and of the model must agree")
     meta = blob["meta"]
     bank = FlowBank(meta["spec"])
     bank.load_state_dict(blob["state_dict"])

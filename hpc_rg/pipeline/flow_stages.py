@@ -29,20 +29,12 @@ from ..errors import ConfigError, InputFileError, OutputError, StoppedBySignal
 from ..io import schema
 from ..io.provenance import provenance
 from .progress import Progress
+from .upscale import levels_of
 
 log = logging.getLogger("hpc_rg")
 
 CHECKPOINT_EVERY = 8  # upscale batch rounds between checkpoints
 LEVELS_FILE = "flow_levels.pt"  # finished levels of an interrupted training
-
-
-def _levels_of(cfg) -> list[int]:
-    L, target = cfg.sample.L, cfg.upscale.target_L or 4 * cfg.sample.L
-    out = []
-    while L < target:
-        L *= 2
-        out.append(L)
-    return out
 
 
 def _field_models(cfg, grid):
@@ -74,7 +66,7 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
 
     out, f = cfg.output_dir, cfg.train.flow
     final = out / schema.MODEL_FILE
-    L0, sizes = cfg.sample.L, _levels_of(cfg)
+    L0, sizes = cfg.sample.L, levels_of(cfg)
     K = len(sizes)
     rank, size, comm = comms.rank, comms.size, comms.world
     with open_samples(cfg) as h5:
@@ -252,7 +244,7 @@ def run_upscale_flow(cfg, comms, stop, resume: bool, device) -> None:
     final = out / schema.UPSCALED_FILE
     bank, meta = load_flow_model(out / schema.MODEL_FILE, device)
     bank = bank.to(torch.float64)  # exact log-likelihoods for the accept/reject step
-    sizes = _levels_of(cfg)
+    sizes = levels_of(cfg)
     L0 = cfg.sample.L
     if meta.get("input_L") != L0 or meta.get("levels", 0) < len(sizes) or \
             meta.get("method") != cfg.train.method or meta.get("model") != cfg.model.name:
