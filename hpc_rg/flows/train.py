@@ -18,18 +18,14 @@ eq. 12): ``γ(step) · mean |m(fine) − m(φ)|`` with ``m`` the mean field (Isi
 
 from __future__ import annotations
 
-import copy
 import logging
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..errors import OutputError, StoppedBySignal
+from ..errors import StoppedBySignal
 from ..rng import torch_generator
 
 log = logging.getLogger("hpc_rg")
@@ -96,48 +92,9 @@ class LevelObjective(nn.Module):
 
 def save_checkpoint(engine, ckpt_dir, state: FlowLoopState, comm) -> None:
     """Collective DeepSpeed checkpoint of one level, committed by an atomic ``latest``
-    (same kill-safety protocol as :meth:`hpc_rg.superres.trainer.Trainer.save`)."""
-    from ..io.writer import fsync_path, os_error_reason
-    from ..superres.trainer import LATEST, _TAG, latest_tag
-    ckpt_dir, tag = Path(ckpt_dir), state.tag
-    skip = None
-    if comm.Get_rank() == 0:
-        previous = latest_tag(ckpt_dir)
-        if previous == tag:
-            skip = True
-        else:
-            shutil.rmtree(ckpt_dir / tag, ignore_errors=True)
-    if comm.bcast(skip, root=0):
-        return
-    try:
-        engine.save_checkpoint(str(ckpt_dir), tag=tag, save_latest=False,
-                               client_state={"loop": copy.deepcopy(vars(state))})
-    except OSError as e:
-        raise OutputError(f"{ckpt_dir / tag}: cannot write training checkpoint: "
-                          f"{os_error_reason(e)}") from None
-    comm.Barrier()
-    problem = None
-    if comm.Get_rank() == 0:
-        try:
-            for root, _, files in os.walk(ckpt_dir / tag):
-                for name in files:
-                    fsync_path(os.path.join(root, name))
-            tmp = ckpt_dir / (LATEST + ".tmp")
-            with open(tmp, "w") as fd:
-                fd.write(tag)
-                fd.flush()
-                os.fsync(fd.fileno())
-            os.replace(tmp, ckpt_dir / LATEST)
-            fsync_path(ckpt_dir, directory=True)
-        except OSError as e:
-            problem = f"{ckpt_dir}: cannot write training checkpoint: {os_error_reason(e)}"
-        else:
-            for p in ckpt_dir.iterdir():
-                if p.is_dir() and _TAG.match(p.name) and p.name not in (tag, previous):
-                    shutil.rmtree(p, ignore_errors=True)
-    problem = comm.bcast(problem, root=0)
-    if problem:
-        raise OutputError(problem)
+    (the CNN trainer's kill-safe protocol, :func:`hpc_rg.superres.trainer.save_checkpoint`)."""
+    from ..superres.trainer import save_checkpoint as commit
+    commit(engine, ckpt_dir, state, comm)
 
 
 class FlowTrainer:

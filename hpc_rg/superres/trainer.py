@@ -231,47 +231,56 @@ class Trainer:
     def save(self, engine, state: LoopState) -> None:
         """Collective DeepSpeed checkpoint with the loop state as client state, committed
         by an atomic ``latest`` (see the module docstring)."""
-        from ..io.writer import fsync_path, os_error_reason
-        ckpt_dir, tag = Path(self.ckpt_dir), state.tag
-        problem = None
-        if self.rank == 0:
-            previous = latest_tag(ckpt_dir)
-            if previous == tag:  # same loop state already committed (e.g. resumed at the end)
-                problem = "skip"
-            else:
-                shutil.rmtree(ckpt_dir / tag, ignore_errors=True)  # debris of a killed run
-        if self.comm.bcast(problem, root=0) == "skip":
-            return
+        save_checkpoint(engine, self.ckpt_dir, state, self.comm)
+
+
+def save_checkpoint(engine, ckpt_dir, state, comm) -> None:
+    """Collective DeepSpeed checkpoint of ``state`` (a loop-state dataclass with ``tag``)
+    as client state, committed by an atomic ``latest``; the committed tag and the one
+    before it are kept (kill-safety protocol of the module docstring; also used by the
+    flow trainer)."""
+    from ..io.writer import fsync_path, os_error_reason
+    ckpt_dir, tag = Path(ckpt_dir), state.tag
+    rank = comm.Get_rank()
+    problem = previous = None
+    if rank == 0:
+        previous = latest_tag(ckpt_dir)
+        if previous == tag:  # same loop state already committed (e.g. resumed at the end)
+            problem = "skip"
+        else:
+            shutil.rmtree(ckpt_dir / tag, ignore_errors=True)  # debris of a killed run
+    if comm.bcast(problem, root=0) == "skip":
+        return
+    try:
+        engine.save_checkpoint(str(ckpt_dir), tag=tag, save_latest=False,
+                               client_state={"loop": copy.deepcopy(vars(state))})
+    except OSError as e:
+        raise OutputError(f"{ckpt_dir / tag}: cannot write training checkpoint: "
+                          f"{os_error_reason(e)}") from None
+    comm.Barrier()  # every rank's files of this tag are written
+    if rank == 0:
         try:
-            engine.save_checkpoint(str(ckpt_dir), tag=tag, save_latest=False,
-                                   client_state={"loop": copy.deepcopy(vars(state))})
+            for root, _, files in os.walk(ckpt_dir / tag):
+                for name in files:
+                    fsync_path(os.path.join(root, name))
+            fsync_path(ckpt_dir / tag, directory=True)
+            tmp = ckpt_dir / (LATEST + ".tmp")
+            with open(tmp, "w") as fd:
+                fd.write(tag)
+                fd.flush()
+                os.fsync(fd.fileno())
+            os.replace(tmp, ckpt_dir / LATEST)
+            fsync_path(ckpt_dir, directory=True)
         except OSError as e:
-            raise OutputError(f"{ckpt_dir / tag}: cannot write training checkpoint: "
-                              f"{os_error_reason(e)}") from None
-        self.comm.Barrier()  # every rank's files of this tag are written
-        if self.rank == 0:
-            try:
-                for root, _, files in os.walk(ckpt_dir / tag):
-                    for name in files:
-                        fsync_path(os.path.join(root, name))
-                fsync_path(ckpt_dir / tag, directory=True)
-                tmp = ckpt_dir / (LATEST + ".tmp")
-                with open(tmp, "w") as fd:
-                    fd.write(tag)
-                    fd.flush()
-                    os.fsync(fd.fileno())
-                os.replace(tmp, ckpt_dir / LATEST)
-                fsync_path(ckpt_dir, directory=True)
-            except OSError as e:
-                problem = f"{ckpt_dir}: cannot write training checkpoint: {os_error_reason(e)}"
-            else:  # keep the committed tag and the one before it; drop everything else
-                keep = {tag, previous}
-                for p in ckpt_dir.iterdir():
-                    if p.is_dir() and _TAG.match(p.name) and p.name not in keep:
-                        shutil.rmtree(p, ignore_errors=True)
-        problem = self.comm.bcast(problem, root=0)
-        if problem:
-            raise OutputError(problem)
+            problem = f"{ckpt_dir}: cannot write training checkpoint: {os_error_reason(e)}"
+        else:  # keep the committed tag and the one before it; drop everything else
+            keep = {tag, previous}
+            for p in ckpt_dir.iterdir():
+                if p.is_dir() and _TAG.match(p.name) and p.name not in keep:
+                    shutil.rmtree(p, ignore_errors=True)
+    problem = comm.bcast(problem, root=0)
+    if problem:
+        raise OutputError(problem)
 
 
 def load_checkpoint(engine, ckpt_dir, tag: str) -> dict:
