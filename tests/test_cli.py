@@ -221,3 +221,36 @@ def test_spin_glass_slabs_and_tempering_same_on_one_and_two_ranks(write_yaml, tm
         assert h["L4"].attrs["tempering_acceptance"].shape == (2,)
     for other in files[1:]:
         assert_same_data(files[0], other)
+
+
+def test_signal_after_a_stage_stops_before_the_next(monkeypatch, tmp_path):
+    """A SIGTERM that arrives after a stage's last poll (its output already committed) stops
+    the pipeline before the next stage starts, with the resume hint; none after the last."""
+    from mpi4py import MPI
+
+    import hpc_rg.pipeline.sample as sample_mod
+    import hpc_rg.pipeline.train as train_mod
+    from hpc_rg.errors import StoppedBySignal
+    from hpc_rg.parallel.comms import Comms
+    from hpc_rg.pipeline.driver import run_pipeline
+    from hpc_rg.pipeline.signals import StopFlag
+
+    ran = []
+    stop = StopFlag()
+
+    def sample(cfg, comms, stop_, resume, device):
+        ran.append("sample")
+        stop_.signum = signal.SIGTERM  # the signal lands once the stage is past its polls
+
+    monkeypatch.setattr(sample_mod, "run_sample", sample)
+    monkeypatch.setattr(train_mod, "run_train", lambda *a: ran.append("train"))
+    cfg = type("Cfg", (), {"output_dir": tmp_path})()
+    comms = Comms(MPI.COMM_SELF)
+    try:
+        with pytest.raises(StoppedBySignal, match="after the sample stage.*--resume for train"):
+            run_pipeline(cfg, comms, ("sample", "train"), stop, False, None, explicit=False)
+        assert ran == ["sample"]
+        run_pipeline(cfg, comms, ("sample",), stop, False, None, explicit=True)  # last: no error
+        assert ran == ["sample", "sample"]
+    finally:
+        comms.free()

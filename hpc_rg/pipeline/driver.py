@@ -73,3 +73,8 @@ def run_pipeline(cfg, comms, stages, stop, resume: bool, device, explicit: bool)
             log.info(f"[{stage}] {final} is complete; skipping (--resume)")
             continue
         runners[stage](cfg, comms, stop, resume, device)
+        later = stages[stages.index(stage) + 1:]
+        if later and stop.requested(comms):  # a signal that came after the stage's last poll
+            from ..errors import StoppedBySignal
+            raise StoppedBySignal(f"stopped by signal after the {stage} stage ({final} is "
+                                  f"complete); rerun with --resume for {', '.join(later)}")
