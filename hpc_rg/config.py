@@ -200,6 +200,16 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class LatentHMCConfig:
+    """``upscale.hmc:`` flow methods: HMC in the flow's latent space instead of independence
+    Metropolis-Hastings (Shiina et al. 2021 sec. III C)."""
+
+    trajectories: int = 0  #: per configuration and level (0: off, independence MH)
+    leapfrog_steps: int = 10  #: leapfrog steps per trajectory
+    step_size: float = 0.2  #: leapfrog step in latent units
+
+
+@dataclass(frozen=True)
 class UpscaleConfig:
     """``upscale:`` apply the trained network repeatedly, L -> 2L -> ... -> target_L."""
 
@@ -210,6 +220,7 @@ class UpscaleConfig:
     consistent: bool = False  #: spins: draw each block from its pre-images, block(SR) = input
     mh: bool = True  #: flow methods: independence Metropolis-Hastings on every level
     mh_chains: int = 1  #: flow methods: MH chains per temperature (the unit dealt to ranks)
+    hmc: LatentHMCConfig = field(default_factory=LatentHMCConfig)
 
 
 @dataclass(frozen=True)
@@ -714,6 +725,15 @@ def _validate_upscale(cfg: Config, problems: list[str]) -> None:
         problems.append(f"{w}: upscale.consistent=true: needs the one-pass spin output and "
                         f"deterministic blocking (majority, overlap or decimation); set "
                         f"upscale.consistent: false or train.network.two_pass: false")
+    h = u.hmc
+    if h.trajectories < 0 or h.leapfrog_steps < 1 or not h.step_size > 0:
+        problems.append(f"{w}: upscale.hmc: trajectories={h.trajectories}, leapfrog_steps="
+                        f"{h.leapfrog_steps}, step_size={h.step_size}: need trajectories >= 0, "
+                        f"leapfrog_steps >= 1, step_size > 0")
+    elif h.trajectories and (cfg.train.method == "cnn" or not u.mh):
+        problems.append(f"{w}: upscale.hmc.trajectories={h.trajectories}: latent HMC corrects "
+                        f"the flow methods only; needs train.method flow_rg or "
+                        f"flow_checkerboard and upscale.mh: true (or set trajectories: 0)")
     if u.mh_chains < 1:
         problems.append(f"{w}: upscale.mh_chains={u.mh_chains}: must be >= 1")
     elif u.samples and u.samples < u.mh_chains:

@@ -121,6 +121,62 @@ def test_one_and_two_ranks_write_the_same_data(runs, model, tmp_path):
                 assert np.allclose(a[g].attrs[k], b[g].attrs[k], equal_nan=True), (g, k)
 
 
+def _hmc_upscale(deck, out, dest, nprocs):
+    dest.mkdir()
+    for name in ("samples.h5", "model.pt"):
+        shutil.copy(out / name, dest / name)
+    r = run_hpc_rg([deck, "--stage", "upscale", "--set", f"run.output={dest}",
+                    "--set", "upscale.hmc.trajectories=3", "--set", "upscale.hmc.step_size=0.1"],
+                   nprocs=nprocs, timeout=240)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return dest / "upscaled.h5", r.stdout
+
+
+@pytest.mark.parametrize("model", ["phi4", "ising"])
+def test_latent_hmc_upscale_same_on_one_and_two_ranks(runs, model, tmp_path):
+    """upscale.hmc: every row is an HMC chain in the latent space started at the flow's
+    proposal; diagnostics written; the file does not depend on the rank count."""
+    deck, out = runs[model]
+    two, log = _hmc_upscale(deck, out, tmp_path / "two", 2)
+    one, _ = _hmc_upscale(deck, out, tmp_path / "one", 1)
+    assert "latent_hmc" in log and "HMC trajectories" in log
+    with h5py.File(two, "r") as a, h5py.File(one, "r") as b, \
+            h5py.File(out / "upscaled.h5", "r") as mh:
+        assert a.attrs["complete"]
+        for g in a:
+            ga = a[g]
+            assert ga.attrs["correction"] == "latent_hmc" and ga.attrs["hmc_trajectories"] == 3
+            assert mh[g].attrs["correction"] == "independence_mh"
+            assert np.all((ga.attrs["acceptance"] > 0) & (ga.attrs["acceptance"] <= 1))
+            assert np.all(ga.attrs["ess_per_n"] > 0)
+            assert ga["mh_accepted"][()].any()
+            if model == "ising":
+                assert set(np.unique(ga["configs"][()])) <= {-1, 1}
+            assert np.all(np.isfinite(ga["configs"][()]))
+            for d in ga:
+                assert np.array_equal(ga[d][()], b[g][d][()], equal_nan=True), (g, d)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("upscale.hmc.trajectories=-1", "upscale.hmc: trajectories=-1"),
+    ("upscale.hmc.step_size=0", "need trajectories >= 0, leapfrog_steps >= 1, step_size > 0"),
+    ("upscale.hmc.steps=3", "upscale.hmc.steps: unknown key"),
+])
+def test_bad_hmc_keys_are_one_line_errors(write_yaml, tmp_path, bad, message):
+    deck = write_yaml(PHI4.format(out=tmp_path / "never"))
+    r = run_hpc_rg([deck, "--set", bad, "--dry-run"])
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.startswith("hpc_rg: error:")]
+    assert len(lines) == 1 and message in lines[0], r.stderr
+
+
+def test_latent_hmc_needs_a_flow_method(write_yaml, tmp_path):
+    deck = write_yaml(ISING.format(out=tmp_path / "never"))
+    r = run_hpc_rg([deck, "--set", "train.method=cnn", "--set", "upscale.hmc.trajectories=5",
+                    "--dry-run"])
+    assert r.returncode == 2 and "latent HMC corrects the flow methods only" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("bad, message", [
     ("train.flow.widht=3", "train.flow.widht: unknown key (did you mean 'width'?)"),
     ("train.flow.steps=0", "train.flow.steps=0: must be >= 1"),

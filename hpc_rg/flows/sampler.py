@@ -17,6 +17,10 @@ configurations follow ``p_L`` (Monte Carlo at level 1, the level-k chain at leve
 proposal density of the fine field is ``q(fine) = p_L(coarse) q(fine|coarse)`` and the chain
 samples ``p_2L`` (exactly for independent coarse inputs; with correlated inputs — a Markov
 chain — the stationary distribution is the same but errors must account for correlations).
+:func:`hmc_step` corrects a level by HMC in the flow's latent space instead (Shiina et al. 2021
+sec. III C, after Li & Wang): the latent variables of a level are the coarse field and its
+noise, ``z = (φ, ζ')``, the target is the pullback ``p~_2L(T(z)) |det ∂T/∂z|``; every output
+row is an independent HMC chain started at the flow's proposal for its coarse input.
 :class:`LevelStats` accumulates acceptance, ESS/N (eq. 12), the reverse-KL estimate
 ``log mean w − mean log w`` and can be merged over chains and ranks.
 """
@@ -28,10 +32,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .mh import independence_mh
+from .mh import independence_mh, latent_hmc, make_pullback
 from .targets import IsingRelaxation, Phi4Target
 
-__all__ = ["FieldModel", "LevelStats", "ChainState", "mh_step", "propose"]
+__all__ = ["FieldModel", "LevelStats", "ChainState", "mh_step", "hmc_step", "propose"]
 
 
 class FieldModel:
@@ -211,3 +215,50 @@ def mh_step(level, coarse: torch.Tensor, log_p_coarse: torch.Tensor, fm: FieldMo
     # log p of the chain states: the carried state is recomputed, the rest gathered
     log_p_chain = fm.log_p(samples)
     return samples, log_p_chain, res.accepted
+
+
+def hmc_step(level, coarse: torch.Tensor, log_p_coarse: torch.Tensor, fm: FieldModel,
+             state: ChainState, trajectories: int, leapfrog_steps: int, step_size: float,
+             generator=None):
+    """One level for one batch by latent-space HMC (one independent chain per row).
+
+    Row ``i`` starts at the flow's proposal ``T(coarse_i, ζ'_i)`` (fresh noise) and runs
+    ``trajectories`` HMC trajectories of ``leapfrog_steps`` leapfrog steps of size
+    ``step_size`` on ``z = (φ, ζ')`` with the pullback target ``log p~_2L(T(z)) +
+    log|det ∂T/∂z|`` (:func:`hpc_rg.flows.mh.latent_hmc`); the coarse input is only the
+    starting point, so the output is distributed by ``p_2L`` up to the chains' relaxation
+    from the flow's distribution, which decays with the number of trajectories. The
+    proposals' importance weights (ESS/N, reverse KL of the flow) and the trajectories'
+    acceptance go to ``state.stats``.
+
+    Parameters
+    ----------
+    level : a flow level (parameters need no gradient; float64 recommended)
+    coarse : (B, *L) flow field; log_p_coarse : (B,) its ``log p~_L``
+    trajectories, leapfrog_steps : int; step_size : float (latent units)
+
+    Returns
+    -------
+    (fine (B, *2L), log_p (B,), accepted (B,) float64 fraction of accepted trajectories)
+    """
+    par = next(level.parameters())
+    c = coarse.to(par.dtype)
+    with torch.no_grad():
+        zeta, log_pz = level.noise.sample(c.shape, generator)
+        fine, logdet = level.transform(c, zeta)
+        log_w = fm.log_p(fine) - log_p_coarse.to(torch.float64) - (log_pz - logdet).to(torch.float64)
+    B, nc = c.shape[0], c[0].numel()
+    c_shape, z_shape = c.shape[1:], zeta.shape[1:]
+
+    def to_fine(z):
+        return level.transform(z[:, :nc].reshape(-1, *c_shape), z[:, nc:].reshape(-1, *z_shape))
+
+    z0 = torch.cat([c.reshape(B, -1), zeta.reshape(B, -1)], 1)
+    res = latent_hmc(make_pullback(fm.log_p, to_fine), z0, trajectories, step_size,
+                     leapfrog_steps, generator, keep_samples=False)
+    with torch.no_grad():
+        fine, _ = to_fine(res.z)
+    accepted = res.accepted.to(torch.float64).mean(0) if trajectories else \
+        torch.zeros(B, dtype=torch.float64)
+    state.stats.add(log_w, res.accepted.numel(), int(res.accepted.sum()))
+    return fine, fm.log_p(fine), accepted.cpu()

@@ -231,7 +231,7 @@ def run_upscale_flow(cfg, comms, stop, resume: bool, device) -> None:
     from mpi4py import MPI
 
     from ..flows.modelfile import load_flow_model
-    from ..flows.sampler import ChainState, LevelStats, mh_step
+    from ..flows.sampler import ChainState, LevelStats, hmc_step, mh_step
     from ..io.checkpoint import RankCheckpoints
     from ..io.writer import open_output, partial_is_usable
     from ..parallel.distribute import block_range
@@ -244,6 +244,7 @@ def run_upscale_flow(cfg, comms, stop, resume: bool, device) -> None:
     final = out / schema.UPSCALED_FILE
     bank, meta = load_flow_model(out / schema.MODEL_FILE, device)
     bank = bank.to(torch.float64)  # exact log-likelihoods for the accept/reject step
+    bank.requires_grad_(False)  # latent HMC differentiates by the latent variables only
     sizes = levels_of(cfg)
     L0 = cfg.sample.L
     if meta.get("input_L") != L0 or meta.get("levels", 0) < len(sizes) or \
@@ -260,6 +261,7 @@ def run_upscale_flow(cfg, comms, stop, resume: bool, device) -> None:
                              f"{meta['grid']}, samples.h5 has {list(temps)}; retrain")
     fms = _field_models(cfg, temps)
     u = cfg.upscale
+    hmc = u.hmc
     N = min(u.samples or N_all, N_all)
     n_T, B, C = len(temps), u.batch, min(u.mh_chains, N)
     units = [(t, c) for t in range(n_T) for c in range(C)]
@@ -310,8 +312,14 @@ def run_upscale_flow(cfg, comms, stop, resume: bool, device) -> None:
                 lp = fm.log_p(x)
                 for level, Lp in enumerate(sizes, start=1):
                     gen = torch_generator(seed, "flow-upscale", level, t, c, j, device=device)
-                    x, lp, acc = mh_step(bank.chains[t].levels[level - 1], x, lp, fm,
-                                         states[ui][level - 1], gen, index_offset=a, mh=u.mh)
+                    flow_level, state = bank.chains[t].levels[level - 1], states[ui][level - 1]
+                    if hmc.trajectories:
+                        x, lp, acc = hmc_step(flow_level, x, lp, fm, state, hmc.trajectories,
+                                              hmc.leapfrog_steps, hmc.step_size, gen)
+                        acc = acc > 0  # the row left its proposal
+                    else:
+                        x, lp, acc = mh_step(flow_level, x, lp, fm, state, gen, index_offset=a,
+                                             mh=u.mh)
                     y = fm.from_flow(x, torch_generator(seed, "flow-upscale-spins", level, t, c, j,
                                                         device=device))
                     grp = schema.size_group(Lp)
@@ -341,7 +349,7 @@ def run_upscale_flow(cfg, comms, stop, resume: bool, device) -> None:
             series = h5.read(f"{schema.size_group(Lp)}/{obs_name}", (t, slice(lo, hi)))
             rows.append((li, t, ui, states[ui][li].stats.to_list(), _tau(series), hi - lo))
     rows = sorted(sum(comms.world.allgather(rows), []), key=lambda r: (r[0], r[1], r[2]))
-    summary = []
+    summary, all_acc = [], []
     for li, Lp in enumerate(sizes):
         acc, ess, kl, tau = (np.full(n_T, np.nan) for _ in range(4))
         for t in range(n_T):
@@ -353,6 +361,7 @@ def run_upscale_flow(cfg, comms, stop, resume: bool, device) -> None:
             taus = [(r[4], r[5]) for r in mine_t if np.isfinite(r[4])]
             if taus:
                 tau[t] = sum(a * n for a, n in taus) / sum(n for _, n in taus)
+        all_acc += list(acc)
         h5.set_attrs(schema.size_group(Lp), {schema.MH_ACCEPTANCE: acc, schema.ESS_PER_N: ess,
                                              schema.REVERSE_KL: kl, schema.TAU_INT: tau})
         summary += [f"L={Lp:<5d} {meta['grid_name'][:-1]}={temps[t]:<9.5f} acceptance={acc[t]:.3f} "
@@ -362,7 +371,13 @@ def run_upscale_flow(cfg, comms, stop, resume: bool, device) -> None:
     ckpts.clear()
     log.info(f"[upscale] wrote {final}")
     if comms.is_root:
-        log.info("[upscale] MH levels:\n" + "\n".join(summary))
+        log.info(f"[upscale] levels ({correction(cfg)}; acceptance of "
+                 f"{'HMC trajectories' if hmc.trajectories else 'MH proposals'}, ESS/N and KL "
+                 f"of the flow's proposals):\n" + "\n".join(summary))
+        if hmc.trajectories and np.nanmin(all_acc) < 0.3:
+            log.warning(f"[upscale] latent HMC accepts only {np.nanmin(all_acc):.0%} of the "
+                        f"trajectories somewhere: lower upscale.hmc.step_size "
+                        f"(now {hmc.step_size})")
 
 
 def _tau(series) -> float:
@@ -424,10 +439,21 @@ def _create_file(h5, cfg, comms, meta, sizes, temps, N, N_all) -> None:
                  "input_count": N_all, "blocking": "", "rescaled": False,
                  "overlap_configs": False, "network_temperatures": np.asarray(temps, np.float64),
                  "method": meta["method"], "mh_chains": min(cfg.upscale.mh_chains, N),
-                 "local_flow": f.local_flow}
+                 "local_flow": f.local_flow, "correction": correction(cfg)}
+        if cfg.upscale.hmc.trajectories:
+            h = cfg.upscale.hmc
+            attrs.update(hmc_trajectories=h.trajectories, hmc_leapfrog_steps=h.leapfrog_steps,
+                         hmc_step_size=h.step_size)
         if not phi4:
             attrs["relaxation_alpha"] = np.asarray([t["alpha"] for t in meta["targets"]])
         h5.set_attrs(g, attrs)
+
+
+def correction(cfg) -> str:
+    """How the flow levels are made exact: ``independence_mh``, ``latent_hmc`` or ``none``."""
+    if not cfg.upscale.mh:
+        return "none"
+    return "latent_hmc" if cfg.upscale.hmc.trajectories else "independence_mh"
 
 
 def _quiet_deepspeed(device) -> None:
