@@ -233,7 +233,9 @@ def hmc_step(level, coarse: torch.Tensor, log_p_coarse: torch.Tensor, fm: FieldM
 
     Parameters
     ----------
-    level : a flow level (parameters need no gradient; float64 recommended)
+    level : a flow level (parameters need no gradient). Its dtype is the dynamics' dtype:
+        float32 is exact for HMC too (the accept/reject uses the same deterministic pullback
+        in both directions, accumulated in float64) and 4-5x faster than float64 on CPU
     coarse : (B, *L) flow field; log_p_coarse : (B,) its ``log p~_L``
     trajectories, leapfrog_steps : int; step_size : float (latent units)
 

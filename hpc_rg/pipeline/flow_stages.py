@@ -242,8 +242,12 @@ def run_upscale_flow(cfg, comms, stop, resume: bool, device) -> None:
 
     out = cfg.output_dir
     final = out / schema.UPSCALED_FILE
+    u = cfg.upscale
     bank, meta = load_flow_model(out / schema.MODEL_FILE, device)
-    bank = bank.to(torch.float64)  # exact log-likelihoods for the accept/reject step
+    # float64: exact log-likelihoods for the independence-MH ratio of whole configurations;
+    # latent HMC only needs a deterministic pullback (its accept/reject is exact for the
+    # density it evaluates), so it runs the flow in float32, 4-5x faster on CPU
+    bank = bank.to(torch.float32 if u.hmc.trajectories else torch.float64)
     bank.requires_grad_(False)  # latent HMC differentiates by the latent variables only
     sizes = levels_of(cfg)
     L0 = cfg.sample.L
@@ -260,7 +264,6 @@ def run_upscale_flow(cfg, comms, stop, resume: bool, device) -> None:
         raise InputFileError(f"{out / schema.MODEL_FILE}: trained for {meta['grid_name']} "
                              f"{meta['grid']}, samples.h5 has {list(temps)}; retrain")
     fms = _field_models(cfg, temps)
-    u = cfg.upscale
     hmc = u.hmc
     N = min(u.samples or N_all, N_all)
     n_T, B, C = len(temps), u.batch, min(u.mh_chains, N)
