@@ -202,3 +202,36 @@ train: {{method: flow_rg}}
     r = run_hpc_rg([deck, "--dry-run"])
     assert r.returncode == 2
     assert "flows are for model phi4 and ising" in r.stderr
+
+
+@pytest.mark.parametrize("trajectories", [0, 4])
+def test_training_pool_is_advanced_by_the_upscale_correction(trajectories):
+    """Level k+1 trains on level k's corrected output: independence MH (an untrained flow is
+    rejected often, so chain states repeat) or, with upscale.hmc, latent HMC (every row its
+    own chain: no repeats, and the trajectories' acceptance is recorded)."""
+    from hpc_rg.config import config_from_dict
+    from hpc_rg.flows.modelfile import FlowBank
+    from hpc_rg.flows.sampler import FieldModel
+    from hpc_rg.pipeline.flow_stages import _advance_pool
+
+    cfg = config_from_dict({
+        "model": {"name": "phi4", "dims": 2, "parametrization": "bauer", "lam": 0.02},
+        "sample": {"L": 4, "couplings": [0.3]},
+        "train": {"method": "flow_rg", "flow": {"layers": 2, "width": 4, "depth": 1}},
+        "upscale": {"target_L": 16, "hmc": {"trajectories": trajectories, "step_size": 0.1}}})
+    torch.manual_seed(0)
+    bank = FlowBank({"method": "flow_rg", "dims": 2, "levels": 2, "n_params": 1, "layers": 2,
+                     "width": 4, "depth": 1, "kernel": 3, "sigma": 1.0, "learn_sigma": True,
+                     "z2": True, "conditional": False, "scale_bound": 2.0,
+                     "local_flow": "coupling", "n_freq": 4, "n_time": 3, "ode_steps": 16})
+    fm = FieldModel("phi4", 2, 0.3, cfg.model)
+    pool = torch.randn(1, 96, 4, 4)
+    pool_lp = fm.log_p(pool[0])[None]
+    nxt, nxt_lp = _advance_pool(bank, 0, pool, pool_lp, [fm], cfg, rank=0)
+    assert nxt.shape == (1, 96, 8, 8) and nxt_lp.shape == (1, 96)
+    torch.testing.assert_close(nxt_lp[0], fm.log_p(nxt[0].double()), rtol=1e-4, atol=1e-3)
+    distinct = len({tuple(r.flatten().tolist()) for r in nxt[0]})
+    if trajectories:
+        assert distinct == 96
+    else:
+        assert distinct < 96  # rejected proposals repeat the chain state

@@ -191,12 +191,15 @@ def _target_meta(fm) -> dict:
 
 
 def _advance_pool(bank, k, pool, pool_lp, fms, cfg, rank):
-    """The next level's coarse pool: level k's MH-corrected output on this rank's pool."""
+    """The next level's coarse pool: level k's corrected output on this rank's pool (by the
+    upscale stage's correction: latent HMC if ``upscale.hmc.trajectories``, else
+    independence MH)."""
     import torch
 
-    from ..flows.sampler import ChainState, mh_step
+    from ..flows.sampler import ChainState, hmc_step, mh_step
     from ..rng import torch_generator
     B = max(cfg.train.flow.batch, 64)
+    h = cfg.upscale.hmc
     outs, lps = [], []
     for t, fm in enumerate(fms):
         level = bank.chains[t].levels[k].eval()
@@ -204,8 +207,12 @@ def _advance_pool(bank, k, pool, pool_lp, fms, cfg, rank):
         for j, a in enumerate(range(0, pool.shape[1], B)):
             gen = torch_generator(cfg.run.seed, "flow-train-pool", k, t, rank, j,
                                   device=pool.device)
-            x, lp, _ = mh_step(level, pool[t, a:a + B], pool_lp[t, a:a + B], fm, state, gen,
-                               index_offset=a)
+            if h.trajectories:  # (autograd.grad by the latent only: no .grad is written)
+                x, lp, _ = hmc_step(level, pool[t, a:a + B], pool_lp[t, a:a + B], fm, state,
+                                    h.trajectories, h.leapfrog_steps, h.step_size, gen)
+            else:
+                x, lp, _ = mh_step(level, pool[t, a:a + B], pool_lp[t, a:a + B], fm, state,
+                                   gen, index_offset=a)
             xs.append(x.to(torch.float32))
             ls.append(lp)
         outs.append(torch.cat(xs))
