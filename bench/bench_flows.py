@@ -4,10 +4,14 @@
   L/2 -> L by reverse KL for phi^4 (kappa = 0.2, lambda = 0.02, Bauer parametrization),
   coarse inputs from checkerboard Metropolis at L/2, for L = 16 and 32;
 * accepted configurations per second of the MH-corrected sampler producing 64^2 and 128^2
-  (one level from 32^2 / 64^2 coarse fields, float64 as in the upscale stage).
+  (one level from 32^2 / 64^2 coarse fields, float64 as in the upscale stage);
+* configurations per second of the latent-HMC-corrected level at 64^2 and 128^2 (float32 as
+  in the upscale stage; 60 trajectories x 10 leapfrog steps per configuration, the settings
+  validated for the relaxed Ising chain in docs/validation.md).
 
-Usage: python bench/bench_flows.py [--quick] [--device cpu|cuda]
-``--quick`` caps training at 60 s per size and uses small batches.
+Usage: python bench/bench_flows.py [--quick] [--limit SECONDS] [--device cpu|cuda]
+``--quick`` caps training at 60 s per size and uses small batches; ``--limit`` sets the
+training cap per size (default 3600 s).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import torch
 
 from hpc_rg.flows.mh import ess_per_n
 from hpc_rg.flows.modelfile import build_level
-from hpc_rg.flows.sampler import ChainState, FieldModel, mh_step
+from hpc_rg.flows.sampler import ChainState, FieldModel, hmc_step, mh_step
 from hpc_rg.flows.train import LevelObjective
 from hpc_rg.mc.checkerboard import sweep_phi4
 from hpc_rg.models.lattice import global_site_ids
@@ -89,12 +93,28 @@ def mh_rate(L, batch, rounds, device):
     return rounds * batch / dt, acc / dt
 
 
+def hmc_rate(L, batch, trajectories, device):
+    """Latent-HMC-corrected configurations per second of one level (float32)."""
+    fm = FieldModel("phi4", 2, KAPPA, SimpleNamespace(parametrization="bauer", lam=LAM))
+    level = build_level(spec()).to(device).float().eval().requires_grad_(False)
+    g = torch.Generator(device=device).manual_seed(2)
+    x = 0.5 * torch.randn((batch, L // 2, L // 2), dtype=torch.float64, device=device)
+    lp = fm.log_p(x)
+    hmc_step(level, x, lp, fm, ChainState(), 1, 10, 0.05, g)  # warm-up
+    t0 = time.perf_counter()
+    st = ChainState()
+    hmc_step(level, x, lp, fm, st, trajectories, 10, 0.05, g)
+    dt = time.perf_counter() - t0
+    return batch / dt, st.stats.acceptance
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--limit", type=float, default=None, help="training seconds per size")
     a = p.parse_args()
-    limit = 60.0 if a.quick else 3600.0
+    limit = a.limit or (60.0 if a.quick else 3600.0)
     for L in (16, 32):
         dt, steps, ess = time_to_ess(L, limit, 64 if a.quick else 256, a.device)
         print(f"train L={L}: ESS/N {ess:.3f} after {steps} steps, {dt:.1f} s "
@@ -102,6 +122,11 @@ def main():
     for L in (64, 128):
         props, accs = mh_rate(L, 16 if a.quick else 64, 3 if a.quick else 10, a.device)
         print(f"MH L={L}: {props:.1f} proposals/s, {accs:.1f} accepted/s (untrained level)")
+    for L in (64, 128):
+        traj = 5 if a.quick else 60
+        rate, acc = hmc_rate(L, 8 if a.quick else 32, traj, a.device)
+        print(f"latent HMC L={L}: {rate:.2f} configurations/s ({traj} trajectories x 10 "
+              f"leapfrog steps each, acceptance {acc:.2f}, untrained level)")
 
 
 if __name__ == "__main__":

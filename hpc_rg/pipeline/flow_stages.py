@@ -5,16 +5,19 @@ train: one :class:`~hpc_rg.flows.levels.FlowChain` per parameter point (temperat
 coupling of the deck's grid), levels trained one after the other by reverse KL
 (:mod:`hpc_rg.flows.train`) with DeepSpeed over all ranks; level 1's coarse fields are this
 rank's share of the ``/L<sample.L>`` Monte Carlo ensemble (Ising: relaxed ``x ~ p(x|s)``),
-level k+1's the MH-corrected output of level k, and level k+1 starts from level k's weights
-(``train.flow.transfer``). Writes ``model.pt`` (:mod:`hpc_rg.flows.modelfile`).
+level k+1's the corrected output of level k, and level k+1 starts from level k's weights
+(``train.flow.transfer``). Level k+1's pool is level k's corrected output (latent HMC when
+``upscale.hmc`` is set). Writes ``model.pt`` (:mod:`hpc_rg.flows.modelfile`).
 
 upscale: per parameter point ``upscale.mh_chains`` independent chains; chain c takes the rows
 ``[c·N/C, (c+1)·N/C)`` of the N outputs (inputs spread over the ensemble as for the CNN),
 in batches of ``upscale.batch``; each level of each batch is an independence-MH step
 continuing that chain's state (:mod:`hpc_rg.flows.sampler`). Random numbers are keyed by
 (seed, level, parameter point, chain, batch), chains are dealt to ranks whole, so the file
-content does not depend on the number of ranks. Per level and parameter point the group
-attributes ``acceptance``, ``ess_per_n``, ``reverse_kl``, ``tau_int`` are written.
+content does not depend on the number of ranks. With ``upscale.hmc`` each level of each
+batch is corrected by latent HMC instead (every row its own chain), and every batch is a unit
+dealt to the ranks. Per level and parameter point the group attributes ``acceptance``,
+``ess_per_n``, ``reverse_kl``, ``tau_int`` are written.
 """
 
 from __future__ import annotations
@@ -273,7 +276,10 @@ def run_upscale_flow(cfg, comms, stop, resume: bool, device) -> None:
     fms = _field_models(cfg, temps)
     hmc = u.hmc
     N = min(u.samples or N_all, N_all)
-    n_T, B, C = len(temps), u.batch, min(u.mh_chains, N)
+    n_T, B = len(temps), u.batch
+    # the units dealt to ranks: MH chains (a chain's batches depend on each other); latent-HMC
+    # rows are independent chains, so every batch is a unit and ranks get even shares
+    C = -(-N // B) if hmc.trajectories else min(u.mh_chains, N)
     units = [(t, c) for t in range(n_T) for c in range(C)]
     mine = list(block_range(len(units), comms.size, comms.rank))
     work = []  # (unit index, batch index, a, b)
