@@ -947,13 +947,22 @@ def plot_ess(inp, out):
             ax.set_xticks([r[0] for r in rows])
             ax.set_xticklabels([str(r[0]) for r in rows])
         ax.set_ylabel(ylabel)
-        top = max(float(np.nanmax(r[idx])) for r in rows if r[idx] is not None)
-        ax.set_ylim(0, max(1.05, 1.05 * top) if np.isfinite(top) else 1.05)
+        vals = np.concatenate([r[idx] for r in rows if r[idx] is not None])
+        vals = vals[np.isfinite(vals) & (vals > 0)]
+        if idx == 4 and vals.size and vals.min() < 0.02:  # small ESS/N: spread over decades
+            ax.set_yscale("log")
+            ax.set_ylim(10 ** np.floor(np.log10(vals.min())), 1.5)
+        else:
+            top = float(vals.max()) if vals.size else np.nan
+            ax.set_ylim(0, max(1.05, 1.05 * top) if np.isfinite(top) else 1.05)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set_title("effective sample size per configuration", fontsize=10)
     if has_acc:
-        axes[-1].set_title("Metropolis–Hastings acceptance", fontsize=10)
+        hmc = {c for _, g in inp.levels() for c in [str(g.attrs.get("correction", ""))]} \
+            == {"latent_hmc"}
+        axes[-1].set_title("latent-HMC trajectory acceptance" if hmc else
+                           "Metropolis–Hastings acceptance", fontsize=10)
     fig.suptitle(f"{_model_title(inp)}: flow diagnostics per level")
     return [_save(fig, Path(out) / "ess.png")]
 
