@@ -25,11 +25,17 @@ With ``--model phi4`` (Bauer et al.'s setting): φ⁴ in the Bauer parametrizati
 (HMC), flow_rg levels 4 → 8 → … → 64; per level the ESS/N of the flow's proposals, the
 acceptance, and ⟨|φ|⟩ and χ = V(⟨φ̄²⟩ − ⟨|φ̄|⟩²) against HMC Monte Carlo at 16 and 32
 (uncorrected and independence MH to 64, latent HMC to 32 on half the rows).
+``--ir`` trains with IR matching (``train.flow.ir_matching``: learnable coarse κ_L, Bauer
+sec. VI); ``--skip-hmc`` leaves out the latent-HMC variant (the ESS/N comparison needs only
+the flow's proposals). The 4 × 4 ensemble and references of an earlier run are reused when
+``--samples-from DIR/samples.h5`` is given.
 
 Usage::
 
     python bench/validate_flows.py [--np 2] [--out runs/validate_flows] [--quick]
     python bench/validate_flows.py --model phi4 [--out runs/validate_flows_phi4]
+    python bench/validate_flows.py --model phi4 --ir --skip-hmc --out runs/validate_flows_phi4_ir \
+        --samples-from runs/validate_flows_phi4/flow/samples.h5
 """
 
 from __future__ import annotations
@@ -70,7 +76,7 @@ model: {{name: phi4, dims: 2, parametrization: bauer, lam: 0.01}}
 sample: {{L: 4, couplings: [0.2, 0.25, 0.3], algorithm: hmc, chains: 4, thermalize: 500,
          samples: {per_chain}, thin: 4, chunk: 128, reference_sizes: [16, 32]}}
 train: {{method: flow_rg, checkpoint_every: 500, flow: {{layers: 6, width: 16, depth: 2,
-        steps: {steps}, batch: 32, learning_rate: 0.003, sigma: 0.5}}}}
+        steps: {steps}, batch: 32, learning_rate: 0.003, sigma: 0.5, ir_matching: {ir}}}}}
 upscale: {{target_L: 64, batch: 32, samples: {rows}}}
 """
 COUPLINGS = (0.2, 0.25, 0.3)
@@ -197,13 +203,18 @@ def main_phi4(a) -> int:
     times, out = {}, a.out / "flow"
     deck = a.out / "flow.yaml"
     deck.write_text(PHI4_DECK.format(out=out, seed=a.seed, per_chain=per_chain, steps=a.steps,
-                                     rows=a.rows))
+                                     rows=a.rows, ir=str(a.ir).lower()))
     if not (out / "model.pt").exists():
+        if a.samples_from and not (out / "samples.h5").exists():
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copy(a.samples_from, out / "samples.h5")
         resume = ["--resume"] if out.exists() else []
         times["sample+train"] = _hpc_rg(a.np, deck, "--stage", "sample", *resume)
         times["sample+train"] += _hpc_rg(a.np, deck, "--stage", "train", "--resume")
     rows = []
     for label, name, sets in _variants(a):
+        if name == "hmc" and a.skip_hmc:
+            continue
         if name == "hmc":  # latent HMC costs ~600 flow gradients per row and level: to 32 only
             sets = sets + ["upscale.target_L=32", f"upscale.samples={max(a.rows // 2, 64)}"]
         path, dt = _upscale_variant(a.np, deck, out, name, sets)
@@ -218,7 +229,7 @@ def main_phi4(a) -> int:
         print(f"{r['method']:<24} {r['L']:>3} {r['kappa']:>5.2f} {r['ess_per_n']:>7.4f} "
               f"{r['acceptance']:>6.3f} {r['abs_phi']:.4f}({r['abs_phi_err']:.4f}) {mc[0]:>15} "
               f"{mc[1]:>6} {r['chi']:.3f}({r['chi_err']:.3f}) {mc[2]:>15} {mc[3]:>6}")
-    return _finish(a, "flows-phi4", rows, times)
+    return _finish(a, "flows-phi4-ir" if a.ir else "flows-phi4", rows, times)
 
 
 def _variants(a):
@@ -255,6 +266,9 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not a result")
     p.add_argument("--skip-cnn", action="store_true")
     p.add_argument("--model", choices=("ising", "phi4"), default="ising")
+    p.add_argument("--ir", action="store_true", help="phi4: train with IR matching")
+    p.add_argument("--skip-hmc", action="store_true", help="phi4: no latent-HMC variant")
+    p.add_argument("--samples-from", type=Path, help="phi4: reuse this samples.h5")
     a = p.parse_args(argv)
     if a.quick:
         a.steps, a.rows, a.trajectories = 50, 64, 5

@@ -178,6 +178,11 @@ class FlowConfig:
     reg_weight: float = 0.0  #: magnetization regulariser weight gamma (Shiina)
     reg_steps: int = 0  #: steps the regulariser is on (per level)
     reg_schedule: Literal["step", "linear"] = "step"  #: constant then off, or linear decay
+    ir_matching: bool = False  #: phi4: learn the coarse hopping parameter with level 1 (Bauer)
+    ir_langevin_steps: int = 40  #: Langevin steps moving the coarse fields per training step
+    ir_grad_steps: int = 5  #: of which back-propagated through
+    ir_tau: float = 0.05  #: Langevin step
+    ir_hmc_trajectories: int = 60  #: exact HMC moves of stored coarse fields to the learned kappa
 
 
 @dataclass(frozen=True)
@@ -707,6 +712,15 @@ def _validate_flow(cfg: Config, problems: list[str]) -> None:
         problems.append(f"{k}.local_flow=continuous: works only with conditional: false")
     if f.z2 and m.name == "ising" and m.h != 0:
         problems.append(f"{k}.z2=true needs model.h=0")
+    if f.ir_matching and m.name != "phi4":
+        problems.append(f"{k}.ir_matching=true: learns the coarse hopping parameter of phi4; "
+                        f"model {m.name} has none (set ir_matching: false)")
+    if not 1 <= f.ir_grad_steps <= f.ir_langevin_steps or f.ir_tau <= 0 or \
+            f.ir_hmc_trajectories < 1:
+        problems.append(f"{k}: ir_langevin_steps={f.ir_langevin_steps}, ir_grad_steps="
+                        f"{f.ir_grad_steps}, ir_tau={f.ir_tau}, ir_hmc_trajectories="
+                        f"{f.ir_hmc_trajectories}: need 1 <= ir_grad_steps <= "
+                        f"ir_langevin_steps, ir_tau > 0, ir_hmc_trajectories >= 1")
 
 
 def _validate_upscale(cfg: Config, problems: list[str]) -> None:

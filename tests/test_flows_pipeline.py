@@ -37,6 +37,9 @@ upscale: {{target_L: 8, batch: 16, samples: 40, mh_chains: 3}}
 """
 
 
+PHI4_IR = PHI4.replace("batch: 8}}}}", "batch: 8, ir_matching: true, ir_hmc_trajectories: 5}}}}")
+
+
 def _run_deck(tmp_path, text, name):
     out = tmp_path / name
     deck = tmp_path / f"{name}.yaml"
@@ -49,7 +52,31 @@ def _run_deck(tmp_path, text, name):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("flows")
-    return {"phi4": _run_deck(tmp, PHI4, "phi4"), "ising": _run_deck(tmp, ISING, "ising")}
+    return {"phi4": _run_deck(tmp, PHI4, "phi4"), "ising": _run_deck(tmp, ISING, "ising"),
+            "phi4_ir": _run_deck(tmp, PHI4_IR, "phi4_ir")}
+
+
+def test_ir_matching_learns_coarse_couplings_and_upscale_uses_them(runs, tmp_path):
+    """train.flow.ir_matching: κ_L is learned per coupling and stored in model.pt; the upscale
+    moves the stored 4×4 fields to κ_L (exact HMC), records κ_L, and does not depend on the
+    rank count."""
+    deck, out = runs["phi4_ir"]
+    meta = torch.load(out / "model.pt", weights_only=True)["meta"]
+    kl = meta["coarse_couplings"]
+    assert len(kl) == 2 and all(abs(a - b) > 1e-4 for a, b in zip(kl, meta["grid"])), kl
+    assert torch.load(runs["phi4"][1] / "model.pt", weights_only=True)["meta"]["coarse_couplings"] is None
+    out1 = tmp_path / "one"
+    out1.mkdir()
+    for name in ("samples.h5", "model.pt"):
+        shutil.copy(out / name, out1 / name)
+    r = run_hpc_rg([deck, "--stage", "upscale", "--set", f"run.output={out1}"], nprocs=1)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with h5py.File(out / "upscaled.h5", "r") as a, h5py.File(out1 / "upscaled.h5", "r") as b:
+        for g in a:
+            np.testing.assert_allclose(a[g].attrs["ir_coarse_kappa"], kl)
+            assert np.all(np.isfinite(a[g]["configs"][()]))
+            for d in a[g]:
+                assert np.array_equal(a[g][d][()], b[g][d][()], equal_nan=True), (g, d)
 
 
 @pytest.mark.parametrize("model", ["phi4", "ising"])
@@ -170,6 +197,12 @@ def test_bad_hmc_keys_are_one_line_errors(write_yaml, tmp_path, bad, message):
     assert len(lines) == 1 and message in lines[0], r.stderr
 
 
+def test_ir_matching_is_for_phi4(write_yaml, tmp_path):
+    deck = write_yaml(ISING.format(out=tmp_path / "never"))
+    r = run_hpc_rg([deck, "--set", "train.flow.ir_matching=true", "--dry-run"])
+    assert r.returncode == 2 and "learns the coarse hopping parameter of phi4" in r.stderr, r.stderr
+
+
 def test_latent_hmc_needs_a_flow_method(write_yaml, tmp_path):
     deck = write_yaml(ISING.format(out=tmp_path / "never"))
     r = run_hpc_rg([deck, "--set", "train.method=cnn", "--set", "upscale.hmc.trajectories=5",
@@ -182,6 +215,7 @@ def test_latent_hmc_needs_a_flow_method(write_yaml, tmp_path):
     ("train.flow.steps=0", "train.flow.steps=0: must be >= 1"),
     ("train.method=flow", "train.method=flow: accepted values are cnn, flow_rg, flow_checkerboard"),
     ("upscale.mh_chains=0", "upscale.mh_chains=0: must be >= 1"),
+    ("train.flow.ir_grad_steps=0", "need 1 <= ir_grad_steps <= ir_langevin_steps"),
 ])
 def test_bad_flow_keys_are_one_line_errors(write_yaml, tmp_path, bad, message):
     deck = write_yaml(PHI4.format(out=tmp_path / "never"))
@@ -235,3 +269,77 @@ def test_training_pool_is_advanced_by_the_upscale_correction(trajectories):
         assert distinct == 96
     else:
         assert distinct < 96  # rejected proposals repeat the chain state
+
+
+def test_ir_matching_training_resumes_after_level_one(runs, tmp_path):
+    """A training stopped after level 1 (flow_levels.pt with done = 1) resumes with the
+    learned κ_L, moves the pool to it and retrains level 2: the same model.pt as the
+    uninterrupted run."""
+    deck, out = runs["phi4_ir"]
+    dest = tmp_path / "resumed"
+    ck = dest / "checkpoints" / "train"
+    ck.mkdir(parents=True)
+    shutil.copy(out / "samples.h5", dest / "samples.h5")
+    shutil.copytree(out / "checkpoints" / "train" / "level1", ck / "level1")
+    blob = torch.load(out / "checkpoints" / "train" / "flow_levels.pt", weights_only=True)
+    assert blob["done"] == 2 and blob["coarse_couplings"] is not None
+    blob["done"] = 1
+    blob["history"] = [h for h in blob["history"] if h[0] == 0]
+    torch.save(blob, ck / "flow_levels.pt")
+    r = run_hpc_rg([deck, "--stage", "train", "--resume", "--set", f"run.output={dest}"],
+                   nprocs=2, timeout=240)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1/2 level(s) already trained" in r.stdout, r.stdout
+    a = torch.load(out / "model.pt", weights_only=True)
+    b = torch.load(dest / "model.pt", weights_only=True)
+    assert a["meta"]["coarse_couplings"] == b["meta"]["coarse_couplings"]
+    for k in a["state_dict"]:
+        torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=0, atol=0)
+
+
+def test_flow_train_sigterm_then_resume_equals_uninterrupted(tmp_path):
+    """SIGTERM to both ranks during IR-matched flow training: exit 3 with one line (no abort
+    from the gloo process group at exit), then ``--resume`` gives the model of the
+    uninterrupted run bit for bit (κ_L included)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO, launch_env
+    from test_cli import _rank_pids, _wait_for
+
+    text = PHI4_IR.replace("steps: 12,", "steps: 150,")
+    models = {}
+    for mode in ("straight", "killed"):
+        out = tmp_path / mode
+        deck = tmp_path / f"{mode}.yaml"
+        deck.write_text(text.format(out=out))
+        r = run_hpc_rg([deck, "--stage", "sample"], nprocs=2, timeout=240)
+        assert r.returncode == 0, r.stdout + r.stderr
+        if mode == "straight":
+            r = run_hpc_rg([deck, "--stage", "train"], nprocs=2, timeout=400)
+            assert r.returncode == 0, r.stdout + r.stderr
+        else:
+            cmd = ["mpirun", "-n", "2", sys.executable, "-m", "hpc_rg", str(deck), "--stage",
+                   "train"]
+            proc = subprocess.Popen(cmd, cwd=REPO, env=launch_env(), stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+            ck = out / "checkpoints" / "train" / "level1"
+            assert _wait_for(lambda: len(list(ck.glob("step*"))) >= 2, 240, proc), \
+                proc.communicate()
+            for pid in _rank_pids(proc.pid):
+                os.kill(pid, signal.SIGTERM)
+            stdout, stderr = proc.communicate(timeout=120)
+            assert proc.returncode == 3, stdout + stderr
+            assert "stopped by signal at level 1" in stdout + stderr, stdout + stderr
+            assert "terminate called" not in stdout + stderr, stdout + stderr
+            assert not (out / "model.pt").exists()
+            r = run_hpc_rg([deck, "--stage", "train", "--resume"], nprocs=2, timeout=400)
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert "level 1: resuming at step" in r.stdout, r.stdout
+        models[mode] = torch.load(out / "model.pt", weights_only=True)
+    a, b = models["straight"], models["killed"]
+    assert a["meta"]["coarse_couplings"] == b["meta"]["coarse_couplings"]
+    for k in a["state_dict"]:
+        torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=0, atol=0)

@@ -54,6 +54,7 @@ class FieldModel:
     def __init__(self, model: str, dims: int, param: float, model_cfg, alpha: float = 0.0):
         self.model, self.dims, self.param = model, int(dims), float(param)
         self._targets = {}
+        self._kappa_at = {}  # φ⁴ IR matching: own hopping parameter on the coarse lattice
         if model == "phi4":
             from ..models.phi4 import bachtis_to_bauer
             m = model_cfg
@@ -68,11 +69,23 @@ class FieldModel:
         else:
             raise ValueError(f"flows support phi4 and ising, not {model}")
 
+    def set_coarse_kappa(self, L: int, kappa: float) -> None:
+        """φ⁴: the lattice of size ``L`` has its own hopping parameter (IR matching, the
+        learned κ_L of :mod:`hpc_rg.flows.ir_matching`); the other sizes keep ``kappa``."""
+        if self.model != "phi4":
+            raise ValueError("coarse couplings are learned for phi4 only")
+        self._kappa_at[int(L)] = float(kappa)
+        self._targets.pop(int(L), None)
+
+    def kappa_at(self, L: int) -> float:
+        """φ⁴ hopping parameter of the action at size ``L``."""
+        return self._kappa_at.get(int(L), self.kappa)
+
     def target(self, L: int):
         """The unnormalised target density at linear size ``L`` (cached)."""
         if L not in self._targets:
             if self.model == "phi4":
-                self._targets[L] = Phi4Target(self.kappa, self.lam, self.dims, L)
+                self._targets[L] = Phi4Target(self.kappa_at(L), self.lam, self.dims, L)
             else:
                 self._targets[L] = IsingRelaxation(L, self.dims, self.beta, self.J, alpha=self.alpha)
         return self._targets[L]

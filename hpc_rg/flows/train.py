@@ -66,27 +66,39 @@ class LevelObjective(nn.Module):
     """Level ``k`` of every parameter point and its reverse-KL loss.
 
     ``forward(coarse (n_T, B, *L), log_p_coarse (n_T, B), reg, generator)`` returns
-    ``(loss, log_w (n_T, B))``; the loss is the mean over parameter points.
+    ``(loss, log_w (n_T, B))``; the loss is the mean over parameter points. With ``coarse``
+    couplings (IR matching, level 1 of φ⁴ only; :mod:`hpc_rg.flows.ir_matching`) the coarse
+    fields are first moved to the learned κ_L by Langevin dynamics, the loss gains the coarse
+    terms of D_KL^(I) and D_KL^(II), and ``log_p_coarse`` is recomputed at κ_L.
     """
 
-    def __init__(self, levels, field_models):
+    def __init__(self, levels, field_models, coarse=None):
         super().__init__()
         self.levels = nn.ModuleList(levels)
         self.field_models = list(field_models)
+        self.coarse = coarse
 
     def forward(self, coarse, log_p_coarse, reg: float = 0.0, generator=None):
         losses, lws = [], []
         for t, (level, fm) in enumerate(zip(self.levels, self.field_models)):
-            fine, log_q = level.sample(coarse[t], generator)
+            phi, lpc = coarse[t], log_p_coarse[t]
+            if self.coarse is not None:
+                from ..models.phi4 import action
+                phi = self.coarse.move(t, phi, generator)
+                lpc = -action(phi.detach(), float(self.coarse.kappa[t]), fm.lam)
+            fine, log_q = level.sample(phi, generator)
             log_p = fm.log_p(fine)
             n_sites = fine[0].numel()
-            loss = (log_q.to(torch.float64) - log_p).mean() / n_sites
+            per = log_q.to(torch.float64) - log_p
+            if self.coarse is not None:
+                per = per + self.coarse.loss_terms(t, phi)
+            loss = per.mean() / n_sites
             if reg > 0:
                 m_out = _magnetization(fine, fm.model)
-                m_in = _magnetization(coarse[t], fm.model)
+                m_in = _magnetization(phi, fm.model)
                 loss = loss + reg * (m_out - m_in).abs().to(torch.float64).mean()
             losses.append(loss)
-            lws.append((log_p - log_p_coarse[t].to(torch.float64) - log_q.to(torch.float64)).detach())
+            lws.append((log_p - lpc.to(torch.float64) - log_q.to(torch.float64)).detach())
         return torch.stack(losses).mean().to(torch.float32), torch.stack(lws)
 
 

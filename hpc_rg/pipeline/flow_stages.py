@@ -101,13 +101,16 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
     spec = flow_spec(cfg, n_T, K)
     torch.manual_seed(derive_seed(cfg.run.seed, "flow-init") >> 1)
     bank = FlowBank(spec).to(device)
-    history, done = [], 0
+    history, done, coarse_kappas = [], 0, None
     levels_path = root / LEVELS_FILE
     if resume and comms.bcast_root(levels_path.is_file()):
         blob = torch.load(levels_path, map_location="cpu", weights_only=True)
         bank.load_state_dict(blob["state_dict"])
         done, history = int(blob["done"]), [tuple(h) for h in blob["history"]]
+        coarse_kappas = blob.get("coarse_couplings")
         log.info(f"[train] resuming: {done}/{K} level(s) already trained")
+    if coarse_kappas is not None:
+        _set_coarse_kappas(fms, L0, coarse_kappas)
     shim = types.SimpleNamespace(batch_size=f.batch, learning_rate=f.learning_rate,
                                  deepspeed=cfg.train.deepspeed)
     ds_config = deepspeed_config(shim, size)
@@ -115,6 +118,7 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
              f"{L0} -> {sizes[-1]}, {N} coarse configurations each ({n_local}+ per rank), "
              f"{f.steps} steps per level, {size} data-parallel rank(s)")
     _quiet_deepspeed(device)
+    stopped = None
     with process_group(comm, "nccl" if device.type == "cuda" else "gloo",
                        comms.local_rank) as holder:
         import deepspeed
@@ -124,7 +128,13 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
                     bank.transfer(k - 1)
                 ckpt_dir = root / f"level{k + 1}"
                 tag = prepare_checkpoints(ckpt_dir, comm, resume)
-                obj = LevelObjective(bank.level_modules(k), fms)
+                ir = None
+                if k == 0 and f.ir_matching:  # learn κ_L together with level 1
+                    from ..flows.ir_matching import CoarseCouplings
+                    ir = CoarseCouplings([fm.kappa for fm in fms], [fm.lam for fm in fms],
+                                         f.ir_langevin_steps, f.ir_grad_steps,
+                                         f.ir_tau).to(device)
+                obj = LevelObjective(bank.level_modules(k), fms, ir)
                 try:
                     engine, optimizer, _, _ = deepspeed.initialize(
                         model=obj, model_parameters=[p for p in obj.parameters() if p.requires_grad],
@@ -140,8 +150,21 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
                 progress = Progress("train", f.steps, "steps", cfg.run.progress_seconds,
                                     active=comms.is_root, start=state.steps)
                 trainer = FlowTrainer(pool, pool_lp, cfg, comms, ckpt_dir, stop, progress)
-                state = trainer.run(engine, state)
+                try:
+                    state = trainer.run(engine, state)
+                except StoppedBySignal as e:  # collective: clean teardown, then re-raise
+                    stopped = e.with_traceback(None)  # its frames hold engine and tensors
+                    del ir, engine, optimizer, obj, trainer
+                    holder.clear()
+                    break
                 history += [tuple(h) for h in state.history]
+                if ir is not None:
+                    coarse_kappas = ir.values()
+                    _set_coarse_kappas(fms, L0, coarse_kappas)
+                    log.info(f"[train] IR matching: coarse hopping parameter kappa_L = "
+                             f"{', '.join(f'{x:.5f}' for x in coarse_kappas)} (fine: "
+                             f"{', '.join(f'{fm.kappa:.5f}' for fm in fms)})")
+                del ir
                 del engine, optimizer, obj, trainer
                 holder.clear()
                 gc.collect()
@@ -152,6 +175,7 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
                 if comms.is_root:
                     try:
                         atomic_torch_save({"done": k + 1, "history": [list(h) for h in history],
+                                           "coarse_couplings": coarse_kappas,
                                            "state_dict": {n: v.detach().cpu().clone() for n, v
                                                           in bank.state_dict().items()}},
                                           levels_path)
@@ -161,10 +185,14 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
                 if problem:
                     raise OutputError(problem)
             if k + 1 < K:
+                if k == 0 and coarse_kappas is not None:  # level 1 maps p_L[κ_L]
+                    pool, pool_lp = _resample_pool(pool, fms, L0, cfg, rank)
                 pool, pool_lp = _advance_pool(bank, k, pool, pool_lp, fms, cfg, rank)
         holder["pool"] = pool
         del pool, pool_lp
     gc.collect()
+    if stopped is not None:
+        raise stopped
     bank = bank.cpu()
     prov = provenance(cfg, comms.size, "train", commit=None if comms.is_root else "")
     meta = {"method": cfg.train.method, "model": cfg.model.name, "dims": cfg.model.dims,
@@ -173,6 +201,7 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
             "grid_name": schema.COUPLINGS if cfg.model.name == "phi4" else schema.TEMPERATURES,
             "grid": [float(p) for p in temps], "flow": dataclasses.asdict(f),
             "targets": [_target_meta(fm) for fm in fms],
+            "coarse_couplings": coarse_kappas,
             "history": [list(h) for h in history], "provenance": _plain(prov)}
     problem = None
     if comms.is_root:
@@ -185,6 +214,28 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
     if problem:
         raise OutputError(problem)
     log.info(f"[train] wrote {final}")
+
+
+def _set_coarse_kappas(fms, L0: int, kappas) -> None:
+    for fm, kappa in zip(fms, kappas):
+        fm.set_coarse_kappa(L0, kappa)
+
+
+def _resample_pool(pool, fms, L0: int, cfg, rank: int):
+    """This rank's coarse pool moved exactly to the learned κ_L (IR matching) by HMC, and its
+    log-densities there."""
+    import torch
+
+    from ..flows.ir_matching import resample_coarse
+    from ..rng import torch_generator
+    xs, lps = [], []
+    for t, fm in enumerate(fms):
+        gen = torch_generator(cfg.run.seed, "flow-ir-pool", t, rank, device=pool.device)
+        x = resample_coarse(pool[t], fm.kappa_at(L0), fm.lam, cfg.train.flow.ir_hmc_trajectories,
+                            gen)
+        xs.append(x.to(torch.float32))
+        lps.append(fm.log_p(x))
+    return torch.stack(xs), torch.stack(lps)
 
 
 def _target_meta(fm) -> dict:
@@ -274,6 +325,10 @@ def run_upscale_flow(cfg, comms, stop, resume: bool, device) -> None:
         raise InputFileError(f"{out / schema.MODEL_FILE}: trained for {meta['grid_name']} "
                              f"{meta['grid']}, samples.h5 has {list(temps)}; retrain")
     fms = _field_models(cfg, temps)
+    coarse_kappas = meta.get("coarse_couplings")
+    if coarse_kappas is not None:  # IR matching: level 1 maps p_L[κ_L]
+        from ..flows.ir_matching import resample_coarse
+        _set_coarse_kappas(fms, L0, coarse_kappas)
     hmc = u.hmc
     N = min(u.samples or N_all, N_all)
     n_T, B = len(temps), u.batch
@@ -325,6 +380,11 @@ def run_upscale_flow(cfg, comms, stop, resume: bool, device) -> None:
                 stored = torch.from_numpy(read_runs(g0, input_runs(a, b, N, N_all), t=t)).to(device)
                 x = fm.to_flow(stored, torch_generator(seed, "flow-upscale-coarse", t, c, j,
                                                        device=device))
+                if coarse_kappas is not None:  # stored fields (fine κ) moved exactly to κ_L
+                    x = resample_coarse(x, fm.kappa_at(L0), fm.lam,
+                                        cfg.train.flow.ir_hmc_trajectories,
+                                        torch_generator(seed, "flow-upscale-ir", t, c, j,
+                                                        device=device))
                 lp = fm.log_p(x)
                 for level, Lp in enumerate(sizes, start=1):
                     gen = torch_generator(seed, "flow-upscale", level, t, c, j, device=device)
@@ -462,6 +522,8 @@ def _create_file(h5, cfg, comms, meta, sizes, temps, N, N_all) -> None:
                          hmc_step_size=h.step_size)
         if not phi4:
             attrs["relaxation_alpha"] = np.asarray([t["alpha"] for t in meta["targets"]])
+        if meta.get("coarse_couplings") is not None:  # IR matching: κ_L of the coarse action
+            attrs["ir_coarse_kappa"] = np.asarray(meta["coarse_couplings"], dtype=np.float64)
         h5.set_attrs(g, attrs)
 
 

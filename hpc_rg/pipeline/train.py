@@ -14,7 +14,7 @@ import logging
 import numpy as np
 
 from ..config import resolved_blocking
-from ..errors import ConfigError, InputFileError, OutputError
+from ..errors import ConfigError, InputFileError, OutputError, StoppedBySignal
 from ..io import schema
 from ..io.provenance import provenance
 from .progress import Progress
@@ -120,14 +120,20 @@ def run_train(cfg, comms, stop, resume: bool, device) -> None:
         trainer.progress = Progress("train", trainer.steps_per_epoch * t.epochs, "steps",
                                     cfg.run.progress_seconds, active=comms.is_root,
                                     start=state.steps)
-        state = trainer.run(engine, state)
-        if not state.best_state:
+        stopped = None
+        try:
+            state = trainer.run(engine, state)
+        except StoppedBySignal as e:  # collective: tear the group down cleanly, then re-raise
+            stopped = e.with_traceback(None)  # its frames hold the engine and the tensors
+        if stopped is None and not state.best_state:
             from ..superres.trainer import _cpu_state
             state.best_state = _cpu_state(engine.module)
         del engine, optimizer, trainer
         holder["train_x"], holder["val_x"] = train_x, val_x
         del train_x, val_x
     gc.collect()
+    if stopped is not None:
+        raise stopped
     bank = NetworkBank(spec)
     bank.load_state_dict(state.best_state)
     meta = {"model": cfg.model.name, "dims": cfg.model.dims, "blocking": blocking,
