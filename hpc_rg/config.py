@@ -183,6 +183,7 @@ class FlowConfig:
     ir_grad_steps: int = 5  #: of which back-propagated through
     ir_tau: float = 0.05  #: Langevin step
     ir_hmc_trajectories: int = 60  #: exact HMC moves of stored coarse fields to the learned kappa
+    ir_reweight_ess: float = 0.85  #: R_W: resample the log Z reference set below this ESS/N
 
 
 @dataclass(frozen=True)
@@ -716,11 +717,12 @@ def _validate_flow(cfg: Config, problems: list[str]) -> None:
         problems.append(f"{k}.ir_matching=true: learns the coarse hopping parameter of phi4; "
                         f"model {m.name} has none (set ir_matching: false)")
     if not 1 <= f.ir_grad_steps <= f.ir_langevin_steps or f.ir_tau <= 0 or \
-            f.ir_hmc_trajectories < 1:
+            f.ir_hmc_trajectories < 1 or not 0 < f.ir_reweight_ess <= 1:
         problems.append(f"{k}: ir_langevin_steps={f.ir_langevin_steps}, ir_grad_steps="
                         f"{f.ir_grad_steps}, ir_tau={f.ir_tau}, ir_hmc_trajectories="
-                        f"{f.ir_hmc_trajectories}: need 1 <= ir_grad_steps <= "
-                        f"ir_langevin_steps, ir_tau > 0, ir_hmc_trajectories >= 1")
+                        f"{f.ir_hmc_trajectories}, ir_reweight_ess={f.ir_reweight_ess}: need "
+                        f"1 <= ir_grad_steps <= ir_langevin_steps, ir_tau > 0, "
+                        f"ir_hmc_trajectories >= 1, 0 < ir_reweight_ess <= 1")
 
 
 def _validate_upscale(cfg: Config, problems: list[str]) -> None:

@@ -10,10 +10,15 @@ model density of a fine field is ``log q = log p_L[κ_L](φ) + log q_level``, an
 * D_KL^(I) = E_{φ ~ p_L[κ_L]}[−S_L[κ_L](φ) + log q_level − log p̃_fine(T(φ))], differentiated
   path-wise through the coarse sampler: the fields are moved to κ_L by Langevin dynamics
   (eq. 37) whose last steps are back-propagated through;
-* D_KL^(II) = log Z_fine − log Z_L[κ_L], with ∇ log Z_L = −E[∂S_L/∂κ] (eq. 34): a surrogate
-  term ``κ_L · stopgrad(E[∂S_L/∂κ])`` gives that gradient.
+* D_KL^(II) = log Z_fine − log Z_L[κ_L], with ∇ log Z_L = −E_{p_L[κ_L]}[∂S_L/∂κ] (eq. 34):
+  a surrogate term ``κ_L · stopgrad(E[∂S_L/∂κ])`` gives that gradient. The expectation is
+  taken over a separate *reference set* of exact samples of p_L[κ_ref] (at first the stored
+  Monte Carlo fields at the fine κ), reweighted to the current κ_L (eq. 36; the action is
+  linear in κ, so log w = −(κ_L − κ_ref)·∂S/∂κ); when the reweighting's ESS/N falls under
+  R_W the set is moved to κ_L by HMC and κ_ref := κ_L (Bauer app. C: R_W = 0.85).
 
-Training uses Langevin fields (biased by the finite step; they only steer the optimisation).
+The pathwise term uses Langevin fields (biased by the finite step; they only steer the
+optimisation).
 Exactness later needs coarse fields exactly from p_L[κ_L]: :func:`resample_coarse` moves
 stored Monte Carlo fields there by HMC (:func:`hpc_rg.mc.hmc.hmc_update`), which leaves
 p_L[κ_L] invariant.
@@ -53,15 +58,36 @@ class CoarseCouplings(nn.Module):
         back-propagated through.
     tau : float
         Langevin step (fictitious time) τ of eq. (37).
+    reference : Tensor (n_T, M, *L), optional
+        Exact samples of p_L[κ] at the initial couplings for the log Z gradient (eq. 36);
+        identical on every rank (the resampling is keyed by (seed, point, refresh count), not
+        by rank), kept in buffers so a DeepSpeed checkpoint restores them. Without it the
+        expectation is the mean over the Langevin fields of the step.
+    reweight_ess : float
+        R_W: resample the reference set when the reweighting's ESS/N drops below it.
+    hmc_trajectories : int
+        HMC trajectories that move the reference set to the current κ_L.
+    seed : int
+        Run seed for the resampling's random numbers.
     """
 
     def __init__(self, kappas, lam, langevin_steps: int = 40, grad_steps: int = 5,
-                 tau: float = 0.05):
+                 tau: float = 0.05, reference=None, reweight_ess: float = 0.85,
+                 hmc_trajectories: int = 20, seed: int = 0):
         super().__init__()
         self.kappa = nn.Parameter(torch.tensor([float(k) for k in kappas], dtype=torch.float32))
         self.register_buffer("lam", torch.tensor([float(x) for x in lam], dtype=torch.float32))
         self.langevin_steps, self.grad_steps = int(langevin_steps), int(grad_steps)
         self.tau = float(tau)
+        self.reweight_ess, self.hmc_trajectories, self.seed = float(reweight_ess), \
+            int(hmc_trajectories), int(seed)
+        if reference is not None:
+            n_T = len(self.kappa)
+            self.register_buffer("ref_phi", reference.detach().to(torch.float64).clone())
+            self.register_buffer("ref_kappa", self.kappa.detach().to(torch.float64).clone())
+            self.register_buffer("refreshes", torch.zeros(n_T, dtype=torch.int64))
+        else:
+            self.ref_phi = None
 
     def _langevin(self, phi, kappa, lam, n, generator):
         for _ in range(n):
@@ -79,11 +105,41 @@ class CoarseCouplings(nn.Module):
                                  generator)
         return self._langevin(phi, kappa, lam, self.grad_steps, generator)
 
+    def reweighting(self, t: int) -> tuple[float, float]:
+        """(E_{p_L[κ_L]}[∂S/∂κ], ESS/N) of the reference set reweighted from κ_ref to the
+        current κ_L[t] (eq. 36)."""
+        with torch.no_grad():
+            d = dS_dkappa(self.ref_phi[t])
+            log_w = -(self.kappa[t].double() - self.ref_kappa[t]) * d
+            w = torch.softmax(log_w, 0)
+            return float((w * d).sum()), float(1.0 / (w * w).sum() / len(w))
+
+    def refresh(self, t: int) -> bool:
+        """Move the reference set of point ``t`` to κ_L by HMC when the reweighting's ESS/N
+        is below R_W; returns whether it did. Same result on every rank."""
+        if self.ref_phi is None or self.reweighting(t)[1] >= self.reweight_ess:
+            return False
+        from ..rng import torch_generator
+        gen = torch_generator(self.seed, "ir-reference", t, int(self.refreshes[t]),
+                              device=self.ref_phi.device)
+        kappa = float(self.kappa[t])
+        self.ref_phi[t] = resample_coarse(self.ref_phi[t], kappa, float(self.lam[t]),
+                                          self.hmc_trajectories, gen)
+        self.ref_kappa[t] = kappa
+        self.refreshes[t] += 1
+        return True
+
     def loss_terms(self, t: int, phi: torch.Tensor) -> torch.Tensor:
-        """Per-configuration ``−S_L[κ_L](φ) + κ_L · stopgrad(mean ∂S/∂κ)``, shape (B,):
-        the coarse part of D_KL^(I) and the eq. (34) surrogate of D_KL^(II)."""
+        """Per-configuration ``−S_L[κ_L](φ) + κ_L · stopgrad(E[∂S/∂κ])``, shape (B,): the
+        coarse part of D_KL^(I) and the eq. (34) surrogate of D_KL^(II). E[∂S/∂κ] from the
+        reweighted reference set when there is one (after :meth:`refresh`), else the mean over
+        ``phi``."""
         kappa = self.kappa[t].to(torch.float64)
-        d = dS_dkappa(phi).mean().detach()
+        if self.ref_phi is not None:
+            self.refresh(t)
+            d = torch.tensor(self.reweighting(t)[0], dtype=torch.float64, device=phi.device)
+        else:
+            d = dS_dkappa(phi).mean().detach()
         return -phi4.action(phi, kappa, self.lam[t].to(torch.float64)) + kappa * d
 
     def values(self) -> list[float]:

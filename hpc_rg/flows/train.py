@@ -85,7 +85,7 @@ class LevelObjective(nn.Module):
             if self.coarse is not None:
                 from ..models.phi4 import action
                 phi = self.coarse.move(t, phi, generator)
-                lpc = -action(phi.detach(), float(self.coarse.kappa[t]), fm.lam)
+                lpc = -action(phi.detach(), float(self.coarse.kappa[t].detach()), fm.lam)
             fine, log_q = level.sample(phi, generator)
             log_p = fm.log_p(fine)
             n_sites = fine[0].numel()

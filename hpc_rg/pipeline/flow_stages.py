@@ -132,8 +132,11 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
                 if k == 0 and f.ir_matching:  # learn κ_L together with level 1
                     from ..flows.ir_matching import CoarseCouplings
                     ir = CoarseCouplings([fm.kappa for fm in fms], [fm.lam for fm in fms],
-                                         f.ir_langevin_steps, f.ir_grad_steps,
-                                         f.ir_tau).to(device)
+                                         f.ir_langevin_steps, f.ir_grad_steps, f.ir_tau,
+                                         reference=_reference_set(pool, comm),
+                                         reweight_ess=f.ir_reweight_ess,
+                                         hmc_trajectories=f.ir_hmc_trajectories,
+                                         seed=cfg.run.seed).to(device)
                 obj = LevelObjective(bank.level_modules(k), fms, ir)
                 try:
                     engine, optimizer, _, _ = deepspeed.initialize(
@@ -163,7 +166,9 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
                     _set_coarse_kappas(fms, L0, coarse_kappas)
                     log.info(f"[train] IR matching: coarse hopping parameter kappa_L = "
                              f"{', '.join(f'{x:.5f}' for x in coarse_kappas)} (fine: "
-                             f"{', '.join(f'{fm.kappa:.5f}' for fm in fms)})")
+                             f"{', '.join(f'{fm.kappa:.5f}' for fm in fms)}); log Z reference "
+                             f"set resampled {', '.join(str(int(n)) for n in ir.refreshes)} "
+                             f"time(s) (R_W = {f.ir_reweight_ess})")
                 del ir
                 del engine, optimizer, obj, trainer
                 holder.clear()
@@ -214,6 +219,18 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
     if problem:
         raise OutputError(problem)
     log.info(f"[train] wrote {final}")
+
+
+REFERENCE_ROWS = 4096  #: cap on the IR-matching reference set per grid point
+
+
+def _reference_set(pool, comm):
+    """Every rank's coarse Monte Carlo fields gathered in rank order (the first
+    ``REFERENCE_ROWS`` rows of the ensemble), identical on all ranks: the exact samples
+    behind the log Z gradient of IR matching, shape (n_T, M, *L), float64."""
+    import torch
+    parts = comm.allgather(pool[:, :REFERENCE_ROWS].cpu().numpy())
+    return torch.from_numpy(np.concatenate(parts, axis=1)[:, :REFERENCE_ROWS]).to(torch.float64)
 
 
 def _set_coarse_kappas(fms, L0: int, kappas) -> None:
