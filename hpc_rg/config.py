@@ -183,7 +183,10 @@ class FlowConfig:
     ir_grad_steps: int = 5  #: of which back-propagated through
     ir_tau: float = 0.05  #: Langevin step
     ir_hmc_trajectories: int = 60  #: exact HMC moves of stored coarse fields to the learned kappa
-    ir_reweight_ess: float = 0.85  #: R_W: resample the log Z reference set below this ESS/N
+    reweight_ess: float = 0.85  #: R_W: resample the log Z reference set below this ESS/N
+    uv_matching: bool = False  #: phi4: learn the fine hopping parameter of every level (Bauer)
+    uv_reference: int = 256  #: exact fine-lattice samples per point for the log Z gradient
+    uv_hmc_trajectories: int = 100  #: HMC trajectories thermalising / resampling that set
 
 
 @dataclass(frozen=True)
@@ -716,13 +719,24 @@ def _validate_flow(cfg: Config, problems: list[str]) -> None:
     if f.ir_matching and m.name != "phi4":
         problems.append(f"{k}.ir_matching=true: learns the coarse hopping parameter of phi4; "
                         f"model {m.name} has none (set ir_matching: false)")
+    if f.uv_matching and (m.name != "phi4" or m.parametrization != "bauer"):
+        problems.append(f"{k}.uv_matching=true: learns the fine hopping parameter of phi4 in "
+                        f"the Bauer parametrization (model.parametrization: bauer); set "
+                        f"uv_matching: false")
+    if f.uv_matching and f.ir_matching:
+        problems.append(f"{k}: ir_matching and uv_matching are both true; choose one (Bauer "
+                        f"et al. learn either the coarse or the fine couplings)")
+    if f.uv_reference < 2 or f.uv_hmc_trajectories < 1:
+        problems.append(f"{k}: uv_reference={f.uv_reference}, uv_hmc_trajectories="
+                        f"{f.uv_hmc_trajectories}: need uv_reference >= 2, "
+                        f"uv_hmc_trajectories >= 1")
     if not 1 <= f.ir_grad_steps <= f.ir_langevin_steps or f.ir_tau <= 0 or \
-            f.ir_hmc_trajectories < 1 or not 0 < f.ir_reweight_ess <= 1:
+            f.ir_hmc_trajectories < 1 or not 0 < f.reweight_ess <= 1:
         problems.append(f"{k}: ir_langevin_steps={f.ir_langevin_steps}, ir_grad_steps="
                         f"{f.ir_grad_steps}, ir_tau={f.ir_tau}, ir_hmc_trajectories="
-                        f"{f.ir_hmc_trajectories}, ir_reweight_ess={f.ir_reweight_ess}: need "
+                        f"{f.ir_hmc_trajectories}, reweight_ess={f.reweight_ess}: need "
                         f"1 <= ir_grad_steps <= ir_langevin_steps, ir_tau > 0, "
-                        f"ir_hmc_trajectories >= 1, 0 < ir_reweight_ess <= 1")
+                        f"ir_hmc_trajectories >= 1, 0 < reweight_ess <= 1")
 
 
 def _validate_upscale(cfg: Config, problems: list[str]) -> None:

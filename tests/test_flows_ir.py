@@ -116,7 +116,7 @@ def test_ir_matched_level_is_exact_with_mh():
     print(f"learned kappa_L = {kappa_L:.4f} (fine kappa {kappa}), reference set resampled "
           f"{int(ir.refreshes[0])} times")
     assert kappa_L < kappa - 0.02  # the symmetric phase's coarse coupling moves further in
-    fm.set_coarse_kappa(4, kappa_L)
+    fm.set_kappa(4, kappa_L)
     level = level.double().eval()
     coarse = resample_coarse(pool, kappa_L, LAM, 60, g)
     obs = lambda p: torch.stack([p.mean((1, 2)).abs(), (p * p).mean((1, 2))], -1)  # noqa: E731

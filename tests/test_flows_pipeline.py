@@ -38,6 +38,8 @@ upscale: {{target_L: 8, batch: 16, samples: 40, mh_chains: 3}}
 
 
 PHI4_IR = PHI4.replace("batch: 8}}}}", "batch: 8, ir_matching: true, ir_hmc_trajectories: 5}}}}")
+PHI4_UV = PHI4.replace("batch: 8}}}}", "batch: 8, uv_matching: true, uv_reference: 16, "
+                                        "uv_hmc_trajectories: 10}}}}")
 
 
 def _run_deck(tmp_path, text, name):
@@ -53,7 +55,36 @@ def _run_deck(tmp_path, text, name):
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("flows")
     return {"phi4": _run_deck(tmp, PHI4, "phi4"), "ising": _run_deck(tmp, ISING, "ising"),
-            "phi4_ir": _run_deck(tmp, PHI4_IR, "phi4_ir")}
+            "phi4_ir": _run_deck(tmp, PHI4_IR, "phi4_ir"),
+            "phi4_uv": _run_deck(tmp, PHI4_UV, "phi4_uv")}
+
+
+def test_uv_matching_learns_fine_couplings_and_upscale_records_them(runs, tmp_path):
+    """train.flow.uv_matching: every level learns its fine κ (stored in model.pt); each
+    upscaled level's effective couplings are that κ (nominal beside them), and the upscale
+    does not depend on the rank count."""
+    deck, out = runs["phi4_uv"]
+    meta = torch.load(out / "model.pt", weights_only=True)["meta"]
+    fine = meta["fine_couplings"]
+    assert meta["coarse_couplings"] is None
+    assert len(fine) == 2 and all(len(k) == 2 for k in fine), fine
+    assert all(abs(a - b) > 1e-4 for a, b in zip(fine[0], meta["grid"])), fine
+    assert all(abs(a - b) > 1e-5 for a, b in zip(fine[1], fine[0])), fine
+    out1 = tmp_path / "one"
+    out1.mkdir()
+    for name in ("samples.h5", "model.pt"):
+        shutil.copy(out / name, out1 / name)
+    r = run_hpc_rg([deck, "--stage", "upscale", "--set", f"run.output={out1}"], nprocs=1)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with h5py.File(out / "upscaled.h5", "r") as a, h5py.File(out1 / "upscaled.h5", "r") as b:
+        for level, g in enumerate(("L8", "L16")):
+            np.testing.assert_allclose(a[g]["couplings"][()], fine[level])
+            np.testing.assert_allclose(a[g]["nominal_temperatures"][()], meta["grid"])
+            np.testing.assert_allclose(a[g].attrs["uv_fine_kappa"], fine[level])
+            assert a[g].attrs["rescaled"]
+            assert np.all(np.isfinite(a[g]["configs"][()]))
+            for d in a[g]:
+                assert np.array_equal(a[g][d][()], b[g][d][()], equal_nan=True), (g, d)
 
 
 def test_ir_matching_learns_coarse_couplings_and_upscale_uses_them(runs, tmp_path):
@@ -203,6 +234,28 @@ def test_ir_matching_is_for_phi4(write_yaml, tmp_path):
     assert r.returncode == 2 and "learns the coarse hopping parameter of phi4" in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize("sets, message", [
+    (["train.flow.uv_matching=true", "model.parametrization=bachtis", "model.kappa=0.2",
+      "sample.couplings=[-1.0,-0.5]"], "uv_matching=true: learns the fine hopping parameter"),
+    (["train.flow.uv_matching=true", "train.flow.ir_matching=true"],
+     "ir_matching and uv_matching are both true; choose one"),
+    (["train.flow.uv_reference=1"], "need uv_reference >= 2"),
+    (["train.flow.reweight_ess=1.5"], "0 < reweight_ess <= 1"),
+])
+def test_bad_matching_keys_are_one_line_errors(write_yaml, tmp_path, sets, message):
+    deck = write_yaml(PHI4.format(out=tmp_path / "never"))
+    r = run_hpc_rg([deck, *[a for s in sets for a in ("--set", s)], "--dry-run"])
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.startswith("hpc_rg: error:")]
+    assert len(lines) == 1 and message in lines[0], r.stderr
+
+
+def test_uv_matching_is_for_phi4(write_yaml, tmp_path):
+    deck = write_yaml(ISING.format(out=tmp_path / "never"))
+    r = run_hpc_rg([deck, "--set", "train.flow.uv_matching=true", "--dry-run"])
+    assert r.returncode == 2 and "learns the fine hopping parameter of phi4" in r.stderr, r.stderr
+
+
 def test_latent_hmc_needs_a_flow_method(write_yaml, tmp_path):
     deck = write_yaml(ISING.format(out=tmp_path / "never"))
     r = run_hpc_rg([deck, "--set", "train.method=cnn", "--set", "upscale.hmc.trajectories=5",
@@ -271,19 +324,23 @@ def test_training_pool_is_advanced_by_the_upscale_correction(trajectories):
         assert distinct < 96  # rejected proposals repeat the chain state
 
 
-def test_ir_matching_training_resumes_after_level_one(runs, tmp_path):
+@pytest.mark.parametrize("run", ["phi4_ir", "phi4_uv"])
+def test_matching_training_resumes_after_level_one(runs, tmp_path, run):
     """A training stopped after level 1 (flow_levels.pt with done = 1) resumes with the
-    learned κ_L, moves the pool to it and retrains level 2: the same model.pt as the
-    uninterrupted run."""
-    deck, out = runs["phi4_ir"]
+    learned couplings (IR: κ_L, the pool moved to it; UV: level 1's fine κ, level 2 starting
+    from it) and retrains level 2: the same model.pt as the uninterrupted run."""
+    deck, out = runs[run]
     dest = tmp_path / "resumed"
     ck = dest / "checkpoints" / "train"
     ck.mkdir(parents=True)
     shutil.copy(out / "samples.h5", dest / "samples.h5")
     shutil.copytree(out / "checkpoints" / "train" / "level1", ck / "level1")
     blob = torch.load(out / "checkpoints" / "train" / "flow_levels.pt", weights_only=True)
-    assert blob["done"] == 2 and blob["coarse_couplings"] is not None
+    key = "coarse_couplings" if run == "phi4_ir" else "fine_couplings"
+    assert blob["done"] == 2 and blob[key] is not None
     blob["done"] = 1
+    if run == "phi4_uv":
+        blob["fine_couplings"] = blob["fine_couplings"][:1]
     blob["history"] = [h for h in blob["history"] if h[0] == 0]
     torch.save(blob, ck / "flow_levels.pt")
     r = run_hpc_rg([deck, "--stage", "train", "--resume", "--set", f"run.output={dest}"],
@@ -292,7 +349,7 @@ def test_ir_matching_training_resumes_after_level_one(runs, tmp_path):
     assert "1/2 level(s) already trained" in r.stdout, r.stdout
     a = torch.load(out / "model.pt", weights_only=True)
     b = torch.load(dest / "model.pt", weights_only=True)
-    assert a["meta"]["coarse_couplings"] == b["meta"]["coarse_couplings"]
+    assert a["meta"][key] == b["meta"][key]
     for k in a["state_dict"]:
         torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=0, atol=0)
 

@@ -54,7 +54,7 @@ class FieldModel:
     def __init__(self, model: str, dims: int, param: float, model_cfg, alpha: float = 0.0):
         self.model, self.dims, self.param = model, int(dims), float(param)
         self._targets = {}
-        self._kappa_at = {}  # φ⁴ IR matching: own hopping parameter on the coarse lattice
+        self._kappa_at = {}  # φ⁴ IR/UV matching: learned hopping parameter per lattice size
         if model == "phi4":
             from ..models.phi4 import bachtis_to_bauer
             m = model_cfg
@@ -69,11 +69,12 @@ class FieldModel:
         else:
             raise ValueError(f"flows support phi4 and ising, not {model}")
 
-    def set_coarse_kappa(self, L: int, kappa: float) -> None:
-        """φ⁴: the lattice of size ``L`` has its own hopping parameter (IR matching, the
-        learned κ_L of :mod:`hpc_rg.flows.ir_matching`); the other sizes keep ``kappa``."""
+    def set_kappa(self, L: int, kappa: float) -> None:
+        """φ⁴: the lattice of size ``L`` has its own hopping parameter (the learned κ_L of IR
+        matching, :mod:`hpc_rg.flows.ir_matching`, or a level's fine κ of UV matching,
+        :mod:`hpc_rg.flows.uv_matching`); the other sizes keep ``kappa``."""
         if self.model != "phi4":
-            raise ValueError("coarse couplings are learned for phi4 only")
+            raise ValueError("couplings are learned for phi4 only")
         self._kappa_at[int(L)] = float(kappa)
         self._targets.pop(int(L), None)
 
@@ -114,7 +115,8 @@ class FieldModel:
             from ..models.phi4 import action
             m = s.mean(axes)
             return {"phi_mean": m, "phi2_mean": (s * s).mean(axes), "magnetization": m,
-                    "action": action(x.detach().to(torch.float64), self.kappa, self.lam)}
+                    "action": action(x.detach().to(torch.float64), self.kappa_at(x.shape[-1]),
+                                     self.lam)}
         t = self.target(s.shape[-1])
         return {"magnetization": s.mean(axes), "energy": t.energy(s)}
 

@@ -69,14 +69,17 @@ class LevelObjective(nn.Module):
     ``(loss, log_w (n_T, B))``; the loss is the mean over parameter points. With ``coarse``
     couplings (IR matching, level 1 of φ⁴ only; :mod:`hpc_rg.flows.ir_matching`) the coarse
     fields are first moved to the learned κ_L by Langevin dynamics, the loss gains the coarse
-    terms of D_KL^(I) and D_KL^(II), and ``log_p_coarse`` is recomputed at κ_L.
+    terms of D_KL^(I) and D_KL^(II), and ``log_p_coarse`` is recomputed at κ_L. With ``fine``
+    couplings (UV matching, φ⁴; :mod:`hpc_rg.flows.uv_matching`) the fine target's κ is
+    learned: the loss gains its terms and the weights use the current κ.
     """
 
-    def __init__(self, levels, field_models, coarse=None):
+    def __init__(self, levels, field_models, coarse=None, fine=None):
         super().__init__()
         self.levels = nn.ModuleList(levels)
         self.field_models = list(field_models)
         self.coarse = coarse
+        self.fine = fine
 
     def forward(self, coarse, log_p_coarse, reg: float = 0.0, generator=None):
         losses, lws = [], []
@@ -92,6 +95,9 @@ class LevelObjective(nn.Module):
             per = log_q.to(torch.float64) - log_p
             if self.coarse is not None:
                 per = per + self.coarse.loss_terms(t, phi)
+            if self.fine is not None:
+                per = per + self.fine.loss_terms(t, fine)
+                log_p = log_p + self.fine.log_p_shift(t, fine)
             loss = per.mean() / n_sites
             if reg > 0:
                 m_out = _magnetization(fine, fm.model)

@@ -101,16 +101,18 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
     spec = flow_spec(cfg, n_T, K)
     torch.manual_seed(derive_seed(cfg.run.seed, "flow-init") >> 1)
     bank = FlowBank(spec).to(device)
-    history, done, coarse_kappas = [], 0, None
+    history, done, coarse_kappas, fine_kappas = [], 0, None, None
     levels_path = root / LEVELS_FILE
     if resume and comms.bcast_root(levels_path.is_file()):
         blob = torch.load(levels_path, map_location="cpu", weights_only=True)
         bank.load_state_dict(blob["state_dict"])
         done, history = int(blob["done"]), [tuple(h) for h in blob["history"]]
         coarse_kappas = blob.get("coarse_couplings")
+        fine_kappas = blob.get("fine_couplings")
         log.info(f"[train] resuming: {done}/{K} level(s) already trained")
-    if coarse_kappas is not None:
-        _set_coarse_kappas(fms, L0, coarse_kappas)
+    if f.uv_matching and fine_kappas is None:
+        fine_kappas = []
+    _set_kappas(fms, L0, coarse_kappas, fine_kappas)
     shim = types.SimpleNamespace(batch_size=f.batch, learning_rate=f.learning_rate,
                                  deepspeed=cfg.train.deepspeed)
     ds_config = deepspeed_config(shim, size)
@@ -134,10 +136,12 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
                     ir = CoarseCouplings([fm.kappa for fm in fms], [fm.lam for fm in fms],
                                          f.ir_langevin_steps, f.ir_grad_steps, f.ir_tau,
                                          reference=_reference_set(pool, comm),
-                                         reweight_ess=f.ir_reweight_ess,
+                                         reweight_ess=f.reweight_ess,
                                          hmc_trajectories=f.ir_hmc_trajectories,
                                          seed=cfg.run.seed).to(device)
-                obj = LevelObjective(bank.level_modules(k), fms, ir)
+                uv = _fine_couplings(cfg, fms, pool, comm, k, sizes[k], device) \
+                    if f.uv_matching else None
+                obj = LevelObjective(bank.level_modules(k), fms, ir, uv)
                 try:
                     engine, optimizer, _, _ = deepspeed.initialize(
                         model=obj, model_parameters=[p for p in obj.parameters() if p.requires_grad],
@@ -157,7 +161,7 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
                     state = trainer.run(engine, state)
                 except StoppedBySignal as e:  # collective: clean teardown, then re-raise
                     stopped = e.with_traceback(None)  # its frames hold engine and tensors
-                    del ir, engine, optimizer, obj, trainer
+                    del ir, uv, engine, optimizer, obj, trainer
                     holder.clear()
                     break
                 history += [tuple(h) for h in state.history]
@@ -168,8 +172,16 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
                              f"{', '.join(f'{x:.5f}' for x in coarse_kappas)} (fine: "
                              f"{', '.join(f'{fm.kappa:.5f}' for fm in fms)}); log Z reference "
                              f"set resampled {', '.join(str(int(n)) for n in ir.refreshes)} "
-                             f"time(s) (R_W = {f.ir_reweight_ess})")
-                del ir
+                             f"time(s) (R_W = {f.reweight_ess})")
+                if uv is not None:
+                    fine_kappas.append(uv.values())
+                    _set_kappas(fms, L0, None, fine_kappas)
+                    log.info(f"[train] UV matching: level {k + 1} fine hopping parameter "
+                             f"kappa_{sizes[k]} = {', '.join(f'{x:.5f}' for x in uv.values())} "
+                             f"(coarse: {', '.join(f'{fm.kappa_at(sizes[k] // 2):.5f}' for fm in fms)}"
+                             f"); log Z reference set resampled "
+                             f"{', '.join(str(int(n)) for n in uv.refreshes)} time(s)")
+                del ir, uv
                 del engine, optimizer, obj, trainer
                 holder.clear()
                 gc.collect()
@@ -181,6 +193,7 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
                     try:
                         atomic_torch_save({"done": k + 1, "history": [list(h) for h in history],
                                            "coarse_couplings": coarse_kappas,
+                                           "fine_couplings": fine_kappas,
                                            "state_dict": {n: v.detach().cpu().clone() for n, v
                                                           in bank.state_dict().items()}},
                                           levels_path)
@@ -206,7 +219,7 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
             "grid_name": schema.COUPLINGS if cfg.model.name == "phi4" else schema.TEMPERATURES,
             "grid": [float(p) for p in temps], "flow": dataclasses.asdict(f),
             "targets": [_target_meta(fm) for fm in fms],
-            "coarse_couplings": coarse_kappas,
+            "coarse_couplings": coarse_kappas, "fine_couplings": fine_kappas,
             "history": [list(h) for h in history], "provenance": _plain(prov)}
     problem = None
     if comms.is_root:
@@ -224,18 +237,44 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
 REFERENCE_ROWS = 4096  #: cap on the IR-matching reference set per grid point
 
 
-def _reference_set(pool, comm):
-    """Every rank's coarse Monte Carlo fields gathered in rank order (the first
-    ``REFERENCE_ROWS`` rows of the ensemble), identical on all ranks: the exact samples
-    behind the log Z gradient of IR matching, shape (n_T, M, *L), float64."""
+def _reference_set(pool, comm, rows: int = REFERENCE_ROWS):
+    """Every rank's coarse fields gathered in rank order (the first ``rows`` rows of the
+    ensemble), identical on all ranks: the exact samples behind the log Z gradient of IR
+    matching (UV matching: the start of its fine reference set), (n_T, M, *L), float64."""
     import torch
-    parts = comm.allgather(pool[:, :REFERENCE_ROWS].cpu().numpy())
-    return torch.from_numpy(np.concatenate(parts, axis=1)[:, :REFERENCE_ROWS]).to(torch.float64)
+    parts = comm.allgather(pool[:, :rows].cpu().numpy())
+    return torch.from_numpy(np.concatenate(parts, axis=1)[:, :rows]).to(torch.float64)
+
+
+def _fine_couplings(cfg, fms, pool, comm, k: int, L_fine: int, device):
+    """UV matching, level ``k``: learnable fine κ starting at the level's coarse κ (the
+    previous level's learned value), and its reference set of exact fine samples."""
+    from ..flows.uv_matching import FineCouplings, fine_reference
+    f = cfg.train.flow
+    kappa0 = [fm.kappa_at(L_fine // 2) for fm in fms]
+    lams = [fm.lam for fm in fms]
+    for fm, k0 in zip(fms, kappa0):
+        fm.set_kappa(L_fine, k0)
+    ref = fine_reference(_reference_set(pool, comm, f.uv_reference).to(device), kappa0, lams,
+                         f.uv_hmc_trajectories, cfg.run.seed, k)
+    return FineCouplings(kappa0, lams, reference=ref, reweight_ess=f.reweight_ess,
+                         hmc_trajectories=f.uv_hmc_trajectories, seed=cfg.run.seed,
+                         stream=k).to(device)
+
+
+def _set_kappas(fms, L0: int, coarse_kappas, fine_kappas) -> None:
+    """Learned φ⁴ couplings into the field models: IR matching's κ_L at the input size
+    ``L0``, UV matching's fine κ of every trained level k at its size ``L0 · 2^(k+1)``."""
+    if coarse_kappas is not None:
+        _set_coarse_kappas(fms, L0, coarse_kappas)
+    for k, kappas in enumerate(fine_kappas or []):
+        for fm, kappa in zip(fms, kappas):
+            fm.set_kappa(L0 * 2 ** (k + 1), kappa)
 
 
 def _set_coarse_kappas(fms, L0: int, kappas) -> None:
     for fm, kappa in zip(fms, kappas):
-        fm.set_coarse_kappa(L0, kappa)
+        fm.set_kappa(L0, kappa)
 
 
 def _resample_pool(pool, fms, L0: int, cfg, rank: int):
@@ -345,7 +384,7 @@ def run_upscale_flow(cfg, comms, stop, resume: bool, device) -> None:
     coarse_kappas = meta.get("coarse_couplings")
     if coarse_kappas is not None:  # IR matching: level 1 maps p_L[κ_L]
         from ..flows.ir_matching import resample_coarse
-        _set_coarse_kappas(fms, L0, coarse_kappas)
+    _set_kappas(fms, L0, coarse_kappas, meta.get("fine_couplings"))
     hmc = u.hmc
     N = min(u.samples or N_all, N_all)
     n_T, B = len(temps), u.batch
@@ -521,15 +560,17 @@ def _create_file(h5, cfg, comms, meta, sizes, temps, N, N_all) -> None:
         grid_name = schema.COUPLINGS if phi4 else schema.TEMPERATURES
         h5.create_dataset(f"{g}/{grid_name}", (n_T,), np.float64)
         h5.create_dataset(f"{g}/{NOMINAL}", (n_T,), np.float64)
+        fine = meta.get("fine_couplings")
+        effective = fine[level - 1] if fine else temps  # UV matching: the level's learned κ
         if comms.is_root:
-            h5.put(f"{g}/{grid_name}", (), np.asarray(temps, dtype=np.float64))
+            h5.put(f"{g}/{grid_name}", (), np.asarray(effective, dtype=np.float64))
             h5.put(f"{g}/{NOMINAL}", (), np.asarray(temps, dtype=np.float64))
         f = cfg.train.flow
         attrs = {schema.GROUP_ATTR_MODEL: cfg.model.name, schema.GROUP_ATTR_DIMS: cfg.model.dims,
                  schema.GROUP_ATTR_L: Lp,
                  schema.GROUP_ATTR_SOURCE: "superres_mh" if cfg.upscale.mh else "superres",
                  "level": level, "input_L": cfg.sample.L, "train_L": cfg.sample.L,
-                 "input_count": N_all, "blocking": "", "rescaled": False,
+                 "input_count": N_all, "blocking": "", "rescaled": bool(fine),
                  "overlap_configs": False, "network_temperatures": np.asarray(temps, np.float64),
                  "method": meta["method"], "mh_chains": min(cfg.upscale.mh_chains, N),
                  "local_flow": f.local_flow, "correction": correction(cfg)}
@@ -541,6 +582,8 @@ def _create_file(h5, cfg, comms, meta, sizes, temps, N, N_all) -> None:
             attrs["relaxation_alpha"] = np.asarray([t["alpha"] for t in meta["targets"]])
         if meta.get("coarse_couplings") is not None:  # IR matching: κ_L of the coarse action
             attrs["ir_coarse_kappa"] = np.asarray(meta["coarse_couplings"], dtype=np.float64)
+        if fine:  # UV matching: the fine κ this level samples (= its effective couplings)
+            attrs["uv_fine_kappa"] = np.asarray(fine[level - 1], dtype=np.float64)
         h5.set_attrs(g, attrs)
 
 

@@ -1,0 +1,110 @@
+"""Learnable φ⁴ hopping parameters and the log Z gradient of their action (Bauer et al. 2024,
+sec. V, eqs. 34–36), shared by IR matching (coarse κ_L, :mod:`hpc_rg.flows.ir_matching`) and
+UV matching (fine κ, :mod:`hpc_rg.flows.uv_matching`).
+
+With ``log p[κ] = −S[κ](φ) − log Z[κ]`` and ``∇_κ log Z = −E_{p[κ]}[∂S/∂κ]`` (eq. 34), the
+κ-gradient of a loss containing ``± log Z[κ]`` is supplied by a surrogate term
+``κ · stopgrad(E[∂S/∂κ])``. The expectation comes from a *reference set* of exact samples of
+p[κ_ref], reweighted to the current κ (eq. 36; S is linear in κ, so
+``log w = −(κ − κ_ref) ∂S/∂κ``); when the reweighting's ESS/N drops below R_W the set is moved
+to the current κ by HMC (which leaves p[κ] invariant) and κ_ref := κ. The set is identical on
+every rank — its random numbers are keyed by (seed, purpose, point, refresh count), never by
+rank — and lives in buffers, so a DeepSpeed checkpoint (written by rank 0) restores it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..mc.hmc import hmc_update
+from ..models.lattice import forward_bond_sum
+
+__all__ = ["dS_dkappa", "hmc_resample", "LearnableKappa"]
+
+
+def dS_dkappa(phi: torch.Tensor) -> torch.Tensor:
+    """``∂S/∂κ = −2 Σ_x Σ_μ φ_x φ_{x+μ}`` per configuration (Bauer eq. 35), shape (B,)."""
+    p = phi.to(torch.float64)
+    return -2.0 * (p * forward_bond_sum(p)).sum(dim=tuple(range(1, p.dim())))
+
+
+@torch.no_grad()
+def hmc_resample(phi: torch.Tensor, kappa: float, lam: float, trajectories: int,
+                 generator, eps: float = 0.1, n_steps: int = 10) -> torch.Tensor:
+    """Move fields ``phi (B, *L)`` to p[κ] by ``trajectories`` HMC trajectories (exact in the
+    limit of many; each leaves p[κ] invariant); float64."""
+    x = phi.to(torch.float64)
+    for _ in range(int(trajectories)):
+        x = hmc_update(x, float(kappa), float(lam), eps, n_steps, generator).phi
+    return x
+
+
+class LearnableKappa(nn.Module):
+    """Hopping parameters κ[t], one per parameter point t of the run's grid, learnable, with
+    the reference set for E_{p[κ]}[∂S/∂κ].
+
+    Parameters
+    ----------
+    kappas, lam : sequences of float (n_T,)
+        Initial κ; quartic couplings λ (fixed).
+    reference : Tensor (n_T, M, *L), optional
+        Exact samples of p[κ] at the initial κ, the same on every rank. Without it the
+        expectation falls back to the caller's fields (:meth:`expected_dS`).
+    reweight_ess : float  R_W
+    hmc_trajectories : int  HMC trajectories of a resampling
+    seed, stream : int  run seed and a stream index (the level); with the class's ``purpose``
+        they key the resampling's random numbers
+    """
+
+    purpose = "reference"
+
+    def __init__(self, kappas, lam, reference=None, reweight_ess: float = 0.85,
+                 hmc_trajectories: int = 20, seed: int = 0, stream: int = 0):
+        super().__init__()
+        self.kappa = nn.Parameter(torch.tensor([float(k) for k in kappas], dtype=torch.float32))
+        self.register_buffer("lam", torch.tensor([float(x) for x in lam], dtype=torch.float32))
+        self.reweight_ess, self.hmc_trajectories = float(reweight_ess), int(hmc_trajectories)
+        self.seed, self.stream = int(seed), int(stream)
+        if reference is not None:
+            self.register_buffer("ref_phi", reference.detach().to(torch.float64).clone())
+            self.register_buffer("ref_kappa", torch.tensor([float(k) for k in kappas],
+                                                           dtype=torch.float64))
+            self.register_buffer("refreshes", torch.zeros(len(self.kappa), dtype=torch.int64))
+        else:
+            self.ref_phi = None
+
+    def reweighting(self, t: int) -> tuple[float, float]:
+        """(E_{p[κ]}[∂S/∂κ], ESS/N) of the reference set reweighted from κ_ref to the current
+        κ[t] (eq. 36)."""
+        with torch.no_grad():
+            d = dS_dkappa(self.ref_phi[t])
+            log_w = -(self.kappa[t].double() - self.ref_kappa[t]) * d
+            w = torch.softmax(log_w, 0)
+            return float((w * d).sum()), float(1.0 / (w * w).sum() / len(w))
+
+    def refresh(self, t: int) -> bool:
+        """Move the reference set of point ``t`` to the current κ by HMC when the reweighting's
+        ESS/N is below R_W; returns whether it did. Same result on every rank."""
+        if self.ref_phi is None or self.reweighting(t)[1] >= self.reweight_ess:
+            return False
+        from ..rng import torch_generator
+        gen = torch_generator(self.seed, self.purpose, self.stream, t, int(self.refreshes[t]),
+                              device=self.ref_phi.device)
+        kappa = float(self.kappa[t].detach())
+        self.ref_phi[t] = hmc_resample(self.ref_phi[t], kappa, float(self.lam[t]),
+                                       self.hmc_trajectories, gen)
+        self.ref_kappa[t] = kappa
+        self.refreshes[t] += 1
+        return True
+
+    def expected_dS(self, t: int, fallback: torch.Tensor) -> torch.Tensor:
+        """E_{p[κ[t]]}[∂S/∂κ] as a float64 scalar without gradient: the reweighted reference
+        set (refreshed first if needed), else the mean over ``fallback (B, *L)``."""
+        if self.ref_phi is None:
+            return dS_dkappa(fallback).mean().detach()
+        self.refresh(t)
+        return torch.tensor(self.reweighting(t)[0], dtype=torch.float64, device=fallback.device)
+
+    def values(self) -> list[float]:
+        return [float(k) for k in self.kappa.detach().cpu()]
