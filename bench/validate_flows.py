@@ -26,7 +26,9 @@ With ``--model phi4`` (Bauer et al.'s setting): φ⁴ in the Bauer parametrizati
 acceptance, and ⟨|φ|⟩ and χ = V(⟨φ̄²⟩ − ⟨|φ̄|⟩²) against HMC Monte Carlo at 16 and 32
 (uncorrected and independence MH to 64, latent HMC to 32 on half the rows).
 ``--ir`` trains with IR matching (``train.flow.ir_matching``: learnable coarse κ_L, Bauer
-sec. VI); ``--skip-hmc`` leaves out the latent-HMC variant (the ESS/N comparison needs only
+sec. VI), ``--uv`` with UV matching (learnable fine κ per level, app. A; each level then
+samples its learned κ, so the Monte Carlo comparison at the grid's κ is left out and the
+table shows the learned couplings); ``--skip-hmc`` leaves out the latent-HMC variant (the ESS/N comparison needs only
 the flow's proposals). The 4 × 4 ensemble and references of an earlier run are reused when
 ``--samples-from DIR/samples.h5`` is given.
 
@@ -76,7 +78,8 @@ model: {{name: phi4, dims: 2, parametrization: bauer, lam: 0.01}}
 sample: {{L: 4, couplings: [0.2, 0.25, 0.3], algorithm: hmc, chains: 4, thermalize: 500,
          samples: {per_chain}, thin: 4, chunk: 128, reference_sizes: [16, 32]}}
 train: {{method: flow_rg, checkpoint_every: 500, flow: {{layers: 6, width: 16, depth: 2,
-        steps: {steps}, batch: 32, learning_rate: 0.003, sigma: 0.5, ir_matching: {ir}}}}}
+        steps: {steps}, batch: 32, learning_rate: 0.003, sigma: 0.5, ir_matching: {ir},
+        uv_matching: {uv}}}}}
 upscale: {{target_L: 64, batch: 32, samples: {rows}}}
 """
 COUPLINGS = (0.2, 0.25, 0.3)
@@ -175,7 +178,8 @@ def phi4_rows(path: Path, method: str, mc: Path) -> list[dict]:
         for g in sorted(f, key=lambda k: int(k[1:])):
             grp = f[g]
             L = int(grp.attrs["L"])
-            grid = grp["couplings"][()]
+            grid = grp["nominal_temperatures"][()]
+            effective = grp["couplings"][()]
             for t, kappa in enumerate(grid):
                 m = grp["phi_mean"][t]
                 a, a_err = _mean_err(np.abs(m))
@@ -184,9 +188,12 @@ def phi4_rows(path: Path, method: str, mc: Path) -> list[dict]:
                        "abs_phi_err": a_err, "chi": chi, "chi_err": chi_err,
                        "acceptance": float(grp.attrs["acceptance"][t]),
                        "ess_per_n": float(grp.attrs["ess_per_n"][t]),
-                       "reverse_kl": float(grp.attrs["reverse_kl"][t])}
+                       "reverse_kl": float(grp.attrs["reverse_kl"][t]),
+                       "kappa_eff": float(effective[t])}
+                if "ir_coarse_kappa" in grp.attrs:
+                    row["kappa_coarse"] = float(grp.attrs["ir_coarse_kappa"][t])
                 rg = ref.get(f"L{L}")
-                if rg is not None:
+                if rg is not None and abs(effective[t] - kappa) < 1e-12:
                     mr = rg["phi_mean"][t]
                     ra, ra_err = _mean_err(np.abs(mr))
                     rc, rc_err = _chi(mr, L * L)
@@ -203,7 +210,7 @@ def main_phi4(a) -> int:
     times, out = {}, a.out / "flow"
     deck = a.out / "flow.yaml"
     deck.write_text(PHI4_DECK.format(out=out, seed=a.seed, per_chain=per_chain, steps=a.steps,
-                                     rows=a.rows, ir=str(a.ir).lower()))
+                                     rows=a.rows, ir=str(a.ir).lower(), uv=str(a.uv).lower()))
     if not (out / "model.pt").exists():
         if a.samples_from and not (out / "samples.h5").exists():
             out.mkdir(parents=True, exist_ok=True)
@@ -220,16 +227,18 @@ def main_phi4(a) -> int:
         path, dt = _upscale_variant(a.np, deck, out, name, sets)
         times[f"upscale: {label}"] = dt
         rows += phi4_rows(path, label, out / "samples.h5")
-    print(f"\n{'method':<24} {'L':>3} {'kappa':>5} {'ESS/N':>7} {'acc':>6} {'<|phi|>':>15} "
+    print(f"\n{'method':<24} {'L':>3} {'kappa':>5} {'learned':>8} {'ESS/N':>7} {'acc':>6} {'<|phi|>':>15} "
           f"{'MC':>15} {'z':>6} {'chi':>15} {'MC':>15} {'z':>6}")
     for r in sorted(rows, key=lambda r: (r["kappa"], r["L"], r["method"])):
         mc = (f"{r['abs_phi_mc']:.4f}({r['abs_phi_mc_err']:.4f})", f"{r['z_abs_phi']:+.1f}",
               f"{r['chi_mc']:.3f}({r['chi_mc_err']:.3f})", f"{r['z_chi']:+.1f}") \
             if "chi_mc" in r else ("-", "-", "-", "-")
-        print(f"{r['method']:<24} {r['L']:>3} {r['kappa']:>5.2f} {r['ess_per_n']:>7.4f} "
+        learned = r.get("kappa_coarse", r["kappa_eff"])
+        print(f"{r['method']:<24} {r['L']:>3} {r['kappa']:>5.2f} {learned:>8.5f} {r['ess_per_n']:>7.4f} "
               f"{r['acceptance']:>6.3f} {r['abs_phi']:.4f}({r['abs_phi_err']:.4f}) {mc[0]:>15} "
               f"{mc[1]:>6} {r['chi']:.3f}({r['chi_err']:.3f}) {mc[2]:>15} {mc[3]:>6}")
-    return _finish(a, "flows-phi4-ir" if a.ir else "flows-phi4", rows, times)
+    stem = "flows-phi4-ir" if a.ir else "flows-phi4-uv" if a.uv else "flows-phi4"
+    return _finish(a, stem, rows, times)
 
 
 def _variants(a):
@@ -267,11 +276,14 @@ def main(argv=None) -> int:
     p.add_argument("--skip-cnn", action="store_true")
     p.add_argument("--model", choices=("ising", "phi4"), default="ising")
     p.add_argument("--ir", action="store_true", help="phi4: train with IR matching")
+    p.add_argument("--uv", action="store_true", help="phi4: train with UV matching")
     p.add_argument("--skip-hmc", action="store_true", help="phi4: no latent-HMC variant")
     p.add_argument("--samples-from", type=Path, help="phi4: reuse this samples.h5")
     a = p.parse_args(argv)
     if a.quick:
         a.steps, a.rows, a.trajectories = 50, 64, 5
+    if a.ir and a.uv:
+        p.error("--ir and --uv: choose one")
     if a.model == "phi4":
         return main_phi4(a)
     per_chain = max(a.rows // 4, 256)

@@ -186,7 +186,8 @@ class FlowConfig:
     reweight_ess: float = 0.85  #: R_W: resample the log Z reference set below this ESS/N
     uv_matching: bool = False  #: phi4: learn the fine hopping parameter of every level (Bauer)
     uv_reference: int = 256  #: exact fine-lattice samples per point for the log Z gradient
-    uv_hmc_trajectories: int = 100  #: HMC trajectories thermalising / resampling that set
+    uv_hmc_trajectories: int = 100  #: HMC trajectories thermalising that set at the start
+    uv_refresh_trajectories: int = 5  #: HMC trajectories moving it to the current kappa
 
 
 @dataclass(frozen=True)
@@ -726,10 +727,11 @@ def _validate_flow(cfg: Config, problems: list[str]) -> None:
     if f.uv_matching and f.ir_matching:
         problems.append(f"{k}: ir_matching and uv_matching are both true; choose one (Bauer "
                         f"et al. learn either the coarse or the fine couplings)")
-    if f.uv_reference < 2 or f.uv_hmc_trajectories < 1:
+    if f.uv_reference < 2 or f.uv_hmc_trajectories < 1 or f.uv_refresh_trajectories < 1:
         problems.append(f"{k}: uv_reference={f.uv_reference}, uv_hmc_trajectories="
-                        f"{f.uv_hmc_trajectories}: need uv_reference >= 2, "
-                        f"uv_hmc_trajectories >= 1")
+                        f"{f.uv_hmc_trajectories}, uv_refresh_trajectories="
+                        f"{f.uv_refresh_trajectories}: need uv_reference >= 2, "
+                        f"uv_hmc_trajectories >= 1, uv_refresh_trajectories >= 1")
     if not 1 <= f.ir_grad_steps <= f.ir_langevin_steps or f.ir_tau <= 0 or \
             f.ir_hmc_trajectories < 1 or not 0 < f.reweight_ess <= 1:
         problems.append(f"{k}: ir_langevin_steps={f.ir_langevin_steps}, ir_grad_steps="

@@ -258,7 +258,7 @@ def _fine_couplings(cfg, fms, pool, comm, k: int, L_fine: int, device):
     ref = fine_reference(_reference_set(pool, comm, f.uv_reference).to(device), kappa0, lams,
                          f.uv_hmc_trajectories, cfg.run.seed, k)
     return FineCouplings(kappa0, lams, reference=ref, reweight_ess=f.reweight_ess,
-                         hmc_trajectories=f.uv_hmc_trajectories, seed=cfg.run.seed,
+                         hmc_trajectories=f.uv_refresh_trajectories, seed=cfg.run.seed,
                          stream=k).to(device)
 
 
