@@ -16,7 +16,10 @@ model density of a fine field is ``log q = log p_L[κ_L](φ) + log q_level``, an
   the stored Monte Carlo fields at the fine κ).
 
 The pathwise term uses Langevin fields (biased by the finite step; they only steer the
-optimisation).
+optimisation) started from rows of the reference set, which is exact at a κ_ref close to
+κ_L: chains started from the stored fields at the fine κ would lag behind κ_L, and the
+explicit −∂S/∂κ of D_KL^(I) on lagging fields against the exact E[∂S/∂κ] of D_KL^(II)
+pushes κ_L further the way it moved (measured: κ = 0.30, broken, ran to 0.16).
 Exactness later needs coarse fields exactly from p_L[κ_L]: :func:`resample_coarse` moves
 stored Monte Carlo fields there by HMC (:func:`hpc_rg.mc.hmc.hmc_update`), which leaves
 p_L[κ_L] invariant.
@@ -72,8 +75,15 @@ class CoarseCouplings(LearnableKappa):
         return phi
 
     def move(self, t: int, phi: torch.Tensor, generator=None) -> torch.Tensor:
-        """Langevin-evolve coarse fields ``phi (B, *L)`` at κ_L[t]; differentiable in κ_L[t]
-        through the last ``grad_steps`` steps."""
+        """Coarse fields near p_L[κ_L[t]], differentiable in κ_L[t] through the last
+        ``grad_steps`` Langevin steps. With a reference set the chains start from its rows
+        (exact at κ_ref, which the refresh keeps close to κ_L: Bauer's persistent,
+        re-thermalised Langevin chains), drawn with ``generator``; else from ``phi (B, *L)``."""
+        if self.ref_phi is not None:
+            self.refresh(t)
+            idx = torch.randint(0, self.ref_phi.shape[1], (phi.shape[0],), generator=generator,
+                                device=phi.device)
+            phi = self.ref_phi[t][idx].to(phi.dtype)
         kappa, lam = self.kappa[t].to(phi.dtype), self.lam[t].to(phi.dtype)
         with torch.no_grad():
             phi = self._langevin(phi, kappa.detach(), lam, self.langevin_steps - self.grad_steps,
