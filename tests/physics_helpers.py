@@ -102,6 +102,48 @@ def run_phi4(shape, kappa, lam, width, B=64, n_therm=300, n_meas=2000, seed=3, o
     return torch.stack(out).numpy(), float(torch.stack(acc).mean())
 
 
+def phi4_obs(p):
+    """(⟨|φ̄|⟩, ⟨φ²⟩) per configuration of a 2D field batch (B, L, L): shape (B, 2)."""
+    return torch.stack([p.mean((1, 2)).abs(), (p * p).mean((1, 2))], -1)
+
+
+def train_objective(obj, fm, x, steps, generator, batch=64, lr=3e-3):
+    """Adam on a flow ``LevelObjective`` with random batches of coarse fields ``x (N, *L)``
+    (one parameter point) and their ``fm.log_p``."""
+    opt = torch.optim.Adam(obj.parameters(), lr=lr)
+    lpc = fm.log_p(x)
+    xf = x.float()
+    for _ in range(steps):
+        idx = torch.randint(0, len(xf), (batch,), generator=generator)
+        loss, _ = obj(xf[idx][None], lpc[idx][None], 0.0, generator)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def mh_chains(level, fm, x, observable, generator, n_chains=16, length=512, batch=256):
+    """Independence-MH chains of one flow level fed with random rows of ``x``: the mean of
+    ``observable`` over chains, the error from their spread, and the merged MH statistics."""
+    from hpc_rg.flows.sampler import ChainState, mh_step
+    means, stats = [], None
+    for _ in range(n_chains):
+        st, vals = ChainState(), []
+        for j in range(0, length, batch):
+            coarse = x[torch.randint(0, len(x), (batch,), generator=generator)]
+            y, _, _ = mh_step(level, coarse, fm.log_p(coarse), fm, st, generator, index_offset=j)
+            vals.append(observable(y))
+        means.append(torch.cat(vals).mean(0).numpy())
+        stats = st.stats if stats is None else stats.merge(st.stats)
+    means = np.array(means)
+    return means.mean(0), means.std(0, ddof=1) / math.sqrt(n_chains), stats
+
+
+def mc_mean_err(series):
+    """Mean and standard error over chains of an (n_meas, B, k) Monte Carlo series."""
+    per_chain = series.mean(0)
+    return per_chain.mean(0), per_chain.std(0, ddof=1) / math.sqrt(per_chain.shape[0])
+
+
 def assert_agrees(measured, err, exact, n_sigma=4.0, max_rel_err=None, what=""):
     """|measured - exact| < n_sigma * err, and err small enough to make the test meaningful."""
     msg = f"{what}: measured {measured:.6f} +- {err:.6f}, exact {exact:.6f}"

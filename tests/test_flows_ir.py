@@ -14,16 +14,16 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from physics_helpers import assert_agrees, run_phi4  # noqa: E402
+from physics_helpers import (assert_agrees, mc_mean_err, mh_chains, phi4_obs,  # noqa: E402
+                             run_phi4, train_objective)
 
 from hpc_rg.flows.ir_matching import CoarseCouplings, dS_dkappa, resample_coarse
 from hpc_rg.flows.modelfile import build_level
-from hpc_rg.flows.sampler import ChainState, FieldModel, mh_step
+from hpc_rg.flows.sampler import FieldModel
 from hpc_rg.flows.train import LevelObjective
 from hpc_rg.models import phi4
 
@@ -68,7 +68,6 @@ def test_surrogate_cancels_the_explicit_coarse_action_gradient():
 def test_hmc_resampling_reaches_the_new_coupling():
     """Fields from Monte Carlo at κ = 0.22, moved by HMC to κ_L = 0.28, have the observables
     of Monte Carlo at 0.28 (4×4, within 4σ)."""
-    obs = lambda p: torch.stack([p.mean((1, 2)).abs(), (p * p).mean((1, 2))], -1)  # noqa: E731
     conf, _ = run_phi4((4, 4), 0.22, LAM, 1.5, B=64, n_therm=200, n_meas=64, seed=1,
                        obs=lambda p: p.clone())
     start = torch.as_tensor(conf[-1]).reshape(-1, 4, 4)  # 64 chains' last configurations
@@ -78,12 +77,12 @@ def test_hmc_resampling_reaches_the_new_coupling():
     x = resample_coarse(x, 0.28, LAM, 60, g)
     for _ in range(20):
         x = resample_coarse(x, 0.28, LAM, 2, g)
-        vals.append(obs(x))
+        vals.append(phi4_obs(x))
     per_chain = torch.stack(vals).mean(0).numpy()  # (512, 2)
     m, e = per_chain.mean(0), per_chain.std(0, ddof=1) / math.sqrt(len(per_chain))
-    ref, _ = run_phi4((4, 4), 0.28, LAM, 1.5, B=64, n_therm=300, n_meas=600, seed=3, obs=obs)
-    rc = ref.mean(0)
-    rm, re = rc.mean(0), rc.std(0, ddof=1) / math.sqrt(rc.shape[0])
+    ref, _ = run_phi4((4, 4), 0.28, LAM, 1.5, B=64, n_therm=300, n_meas=600, seed=3,
+                      obs=phi4_obs)
+    rm, re = mc_mean_err(ref)
     for i, name in enumerate(("<|phi|>", "<phi^2>")):
         assert_agrees(m[i], math.hypot(e[i], re[i]), rm[i], what=f"HMC-resampled 4x4 {name}")
 
@@ -103,15 +102,8 @@ def test_ir_matched_level_is_exact_with_mh():
     ir = CoarseCouplings([kappa], [LAM], langevin_steps=20, grad_steps=5, tau=0.05,
                          reference=pool[None], hmc_trajectories=20, seed=7)
     obj = LevelObjective([level], [fm], ir)
-    opt = torch.optim.Adam(obj.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(1)
-    lpc = fm.log_p(pool)
-    for _ in range(300):
-        idx = torch.randint(0, len(pool), (64,), generator=g)
-        loss, _ = obj(pool[idx].float()[None], lpc[idx][None], 0.0, g)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    train_objective(obj, fm, pool, 300, g)
     kappa_L = ir.values()[0]
     print(f"learned kappa_L = {kappa_L:.4f} (fine kappa {kappa}), reference set resampled "
           f"{int(ir.refreshes[0])} times")
@@ -119,21 +111,10 @@ def test_ir_matched_level_is_exact_with_mh():
     fm.set_kappa(4, kappa_L)
     level = level.double().eval()
     coarse = resample_coarse(pool, kappa_L, LAM, 60, g)
-    obs = lambda p: torch.stack([p.mean((1, 2)).abs(), (p * p).mean((1, 2))], -1)  # noqa: E731
-    means, stats = [], None
-    for c in range(16):
-        st, vals = ChainState(), []
-        for j in range(0, 512, 256):
-            x = coarse[torch.randint(0, len(coarse), (256,), generator=g)]
-            y, _, _ = mh_step(level, x, fm.log_p(x), fm, st, g, index_offset=j)
-            vals.append(obs(y))
-        means.append(torch.cat(vals).mean(0).numpy())
-        stats = st.stats if stats is None else stats.merge(st.stats)
-    means = np.array(means)
-    m, e = means.mean(0), means.std(0, ddof=1) / math.sqrt(len(means))
-    ref, _ = run_phi4((8, 8), kappa, LAM, 1.5, B=64, n_therm=200, n_meas=800, seed=2, obs=obs)
-    rc = ref.mean(0)
-    rm, re = rc.mean(0), rc.std(0, ddof=1) / math.sqrt(rc.shape[0])
+    m, e, stats = mh_chains(level, fm, coarse, phi4_obs, g)
+    ref, _ = run_phi4((8, 8), kappa, LAM, 1.5, B=64, n_therm=200, n_meas=800, seed=2,
+                      obs=phi4_obs)
+    rm, re = mc_mean_err(ref)
     print(f"acceptance {stats.acceptance:.3f}, ESS/N {stats.ess_per_n:.3f}")
     assert stats.acceptance > 0.05
     for i, name in enumerate(("<|phi|>", "<phi^2>")):

@@ -23,15 +23,14 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from physics_helpers import assert_agrees, run_phi4  # noqa: E402
+from physics_helpers import assert_agrees, mh_chains, run_phi4, train_objective  # noqa: E402
 
 from hpc_rg.flows.modelfile import build_level
-from hpc_rg.flows.sampler import ChainState, FieldModel, hmc_step, mh_step
+from hpc_rg.flows.sampler import ChainState, FieldModel, hmc_step
 from hpc_rg.flows.train import LevelObjective
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -45,34 +44,15 @@ def _spec(method, width=8, layers=4, sigma=1.0, conditional=False):
 
 def _train(level, fm, x, steps, batch=64, lr=3e-3, seed=0):
     torch.manual_seed(seed)
-    obj = LevelObjective([level], [fm])
-    opt = torch.optim.Adam(obj.parameters(), lr=lr)
-    lpc = fm.log_p(x)
-    xf = x.float()
-    g = torch.Generator().manual_seed(seed + 1)
-    for _ in range(steps):
-        idx = torch.randint(0, len(xf), (batch,), generator=g)
-        loss, _ = obj(xf[idx][None], lpc[idx][None], 0.0, g)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    train_objective(LevelObjective([level], [fm]), fm, x, steps,
+                    torch.Generator().manual_seed(seed + 1), batch, lr)
     return level.double().eval()
 
 
 def _mh_chains(level, fm, x, observable, n_chains=16, length=512, batch=256, seed=7):
     """Mean over independent MH chains and the error from their spread; (mean, err, stats)."""
-    g = torch.Generator().manual_seed(seed)
-    means, stats = [], None
-    for c in range(n_chains):
-        st, vals = ChainState(), []
-        for j in range(0, length, batch):
-            coarse = x[torch.randint(0, len(x), (batch,), generator=g)]
-            y, _, _ = mh_step(level, coarse, fm.log_p(coarse), fm, st, g, index_offset=j)
-            vals.append(observable(y))
-        means.append(torch.cat(vals).mean(0).numpy())
-        stats = st.stats if stats is None else stats.merge(st.stats)
-    means = np.array(means)
-    return means.mean(0), means.std(0, ddof=1) / math.sqrt(n_chains), stats
+    return mh_chains(level, fm, x, observable, torch.Generator().manual_seed(seed), n_chains,
+                     length, batch)
 
 
 def test_phi4_mh_8x8_from_4x4_matches_monte_carlo():

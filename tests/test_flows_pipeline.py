@@ -51,6 +51,26 @@ def _run_deck(tmp_path, text, name):
     return deck, out
 
 
+def _upscale_on_one_rank(deck, out, tmp_path, *extra):
+    """Upscale ``out``'s samples.h5 and model.pt again on 1 rank; returns the new output."""
+    out1 = tmp_path / "one"
+    out1.mkdir()
+    for name in ("samples.h5", "model.pt"):
+        shutil.copy(out / name, out1 / name)
+    r = run_hpc_rg([deck, "--stage", "upscale", "--set", f"run.output={out1}", *extra], nprocs=1)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return out1
+
+
+def _assert_one_line_error(deck, args, message):
+    """``--dry-run`` of ``deck`` with ``args`` exits 2 with one error line containing
+    ``message``."""
+    r = run_hpc_rg([deck, *args, "--dry-run"])
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.startswith("hpc_rg: error:")]
+    assert len(lines) == 1 and message in lines[0], r.stderr
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("flows")
@@ -70,12 +90,7 @@ def test_uv_matching_learns_fine_couplings_and_upscale_records_them(runs, tmp_pa
     assert len(fine) == 2 and all(len(k) == 2 for k in fine), fine
     assert all(abs(a - b) > 1e-4 for a, b in zip(fine[0], meta["grid"])), fine
     assert all(abs(a - b) > 1e-5 for a, b in zip(fine[1], fine[0])), fine
-    out1 = tmp_path / "one"
-    out1.mkdir()
-    for name in ("samples.h5", "model.pt"):
-        shutil.copy(out / name, out1 / name)
-    r = run_hpc_rg([deck, "--stage", "upscale", "--set", f"run.output={out1}"], nprocs=1)
-    assert r.returncode == 0, r.stdout + r.stderr
+    out1 = _upscale_on_one_rank(deck, out, tmp_path)
     with h5py.File(out / "upscaled.h5", "r") as a, h5py.File(out1 / "upscaled.h5", "r") as b:
         for level, g in enumerate(("L8", "L16")):
             np.testing.assert_allclose(a[g]["couplings"][()], fine[level])
@@ -96,12 +111,7 @@ def test_ir_matching_learns_coarse_couplings_and_upscale_uses_them(runs, tmp_pat
     kl = meta["coarse_couplings"]
     assert len(kl) == 2 and all(abs(a - b) > 1e-4 for a, b in zip(kl, meta["grid"])), kl
     assert torch.load(runs["phi4"][1] / "model.pt", weights_only=True)["meta"]["coarse_couplings"] is None
-    out1 = tmp_path / "one"
-    out1.mkdir()
-    for name in ("samples.h5", "model.pt"):
-        shutil.copy(out / name, out1 / name)
-    r = run_hpc_rg([deck, "--stage", "upscale", "--set", f"run.output={out1}"], nprocs=1)
-    assert r.returncode == 0, r.stdout + r.stderr
+    out1 = _upscale_on_one_rank(deck, out, tmp_path)
     with h5py.File(out / "upscaled.h5", "r") as a, h5py.File(out1 / "upscaled.h5", "r") as b:
         for g in a:
             np.testing.assert_allclose(a[g].attrs["ir_coarse_kappa"], kl)
@@ -165,12 +175,7 @@ def test_upscaled_contract_and_mh_attrs(runs, model):
 @pytest.mark.parametrize("model", ["phi4", "ising"])
 def test_one_and_two_ranks_write_the_same_data(runs, model, tmp_path):
     deck, out = runs[model]
-    out1 = tmp_path / "one"
-    out1.mkdir()
-    for name in ("samples.h5", "model.pt"):
-        shutil.copy(out / name, out1 / name)
-    r = run_hpc_rg([deck, "--stage", "upscale", "--set", f"run.output={out1}"], nprocs=1)
-    assert r.returncode == 0, r.stdout + r.stderr
+    out1 = _upscale_on_one_rank(deck, out, tmp_path)
     with h5py.File(out / "upscaled.h5", "r") as a, h5py.File(out1 / "upscaled.h5", "r") as b:
         for g in a:
             for d in a[g]:
@@ -222,10 +227,7 @@ def test_latent_hmc_upscale_same_on_one_and_two_ranks(runs, model, tmp_path):
 ])
 def test_bad_hmc_keys_are_one_line_errors(write_yaml, tmp_path, bad, message):
     deck = write_yaml(PHI4.format(out=tmp_path / "never"))
-    r = run_hpc_rg([deck, "--set", bad, "--dry-run"])
-    assert r.returncode == 2, r.stdout + r.stderr
-    lines = [x for x in r.stderr.splitlines() if x.startswith("hpc_rg: error:")]
-    assert len(lines) == 1 and message in lines[0], r.stderr
+    _assert_one_line_error(deck, ["--set", bad], message)
 
 
 def test_ir_matching_is_for_phi4(write_yaml, tmp_path):
@@ -244,10 +246,7 @@ def test_ir_matching_is_for_phi4(write_yaml, tmp_path):
 ])
 def test_bad_matching_keys_are_one_line_errors(write_yaml, tmp_path, sets, message):
     deck = write_yaml(PHI4.format(out=tmp_path / "never"))
-    r = run_hpc_rg([deck, *[a for s in sets for a in ("--set", s)], "--dry-run"])
-    assert r.returncode == 2, r.stdout + r.stderr
-    lines = [x for x in r.stderr.splitlines() if x.startswith("hpc_rg: error:")]
-    assert len(lines) == 1 and message in lines[0], r.stderr
+    _assert_one_line_error(deck, [a for s in sets for a in ("--set", s)], message)
 
 
 def test_uv_matching_is_for_phi4(write_yaml, tmp_path):
@@ -272,10 +271,7 @@ def test_latent_hmc_needs_a_flow_method(write_yaml, tmp_path):
 ])
 def test_bad_flow_keys_are_one_line_errors(write_yaml, tmp_path, bad, message):
     deck = write_yaml(PHI4.format(out=tmp_path / "never"))
-    r = run_hpc_rg([deck, "--set", bad, "--dry-run"])
-    assert r.returncode == 2, r.stdout + r.stderr
-    lines = [x for x in r.stderr.splitlines() if x.startswith("hpc_rg: error:")]
-    assert len(lines) == 1 and message in lines[0], r.stderr
+    _assert_one_line_error(deck, ["--set", bad], message)
     assert not (tmp_path / "never").exists()
 
 

@@ -13,16 +13,16 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from physics_helpers import assert_agrees, run_phi4  # noqa: E402
+from physics_helpers import (assert_agrees, mc_mean_err, mh_chains, phi4_obs,  # noqa: E402
+                             run_phi4, train_objective)
 
 from hpc_rg.flows.couplings import dS_dkappa
 from hpc_rg.flows.modelfile import build_level
-from hpc_rg.flows.sampler import ChainState, FieldModel, mh_step
+from hpc_rg.flows.sampler import FieldModel
 from hpc_rg.flows.train import LevelObjective
 from hpc_rg.flows.uv_matching import FineCouplings, fine_reference
 
@@ -65,12 +65,11 @@ def test_fine_reference_is_exact():
     kappa = 0.25
     pool = _coarse_pool(kappa, n_meas=160)[None, :512]
     ref = fine_reference(pool, [kappa], [LAM], 100, seed=2, level=0)[0]
-    obs = lambda p: torch.stack([p.mean((1, 2)).abs(), (p * p).mean((1, 2))], -1)  # noqa: E731
-    v = obs(ref).numpy()
+    v = phi4_obs(ref).numpy()
     m, e = v.mean(0), v.std(0, ddof=1) / math.sqrt(len(v))  # 512 independent HMC chains
-    r, _ = run_phi4((8, 8), kappa, LAM, 1.5, B=64, n_therm=300, n_meas=800, seed=5, obs=obs)
-    rc = r.mean(0)
-    rm, re = rc.mean(0), rc.std(0, ddof=1) / math.sqrt(rc.shape[0])
+    r, _ = run_phi4((8, 8), kappa, LAM, 1.5, B=64, n_therm=300, n_meas=800, seed=5,
+                    obs=phi4_obs)
+    rm, re = mc_mean_err(r)
     for i, name in enumerate(("<|phi|>", "<phi^2>")):
         assert_agrees(m[i], math.hypot(e[i], re[i]), rm[i], what=f"UV reference 8x8 {name}")
 
@@ -87,39 +86,21 @@ def test_uv_matched_level_is_exact_at_its_learned_coupling():
     ref = fine_reference(pool[None, :256], [kappa], [LAM], 100, seed=2, level=0)
     uv = FineCouplings([kappa], [LAM], reference=ref, hmc_trajectories=30, seed=7)
     obj = LevelObjective([level], [fm], None, uv)
-    opt = torch.optim.Adam(obj.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(1)
-    lpc = fm.log_p(pool)
-    for _ in range(300):
-        idx = torch.randint(0, len(pool), (64,), generator=g)
-        loss, _ = obj(pool[idx].float()[None], lpc[idx][None], 0.0, g)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    train_objective(obj, fm, pool, 300, g)
     kappa_8 = uv.values()[0]
     print(f"learned kappa_8 = {kappa_8:.4f} (coarse kappa {kappa}), reference set resampled "
           f"{int(uv.refreshes[0])} times")
     assert abs(kappa_8 - kappa) > 0.005
     fm.set_kappa(8, kappa_8)
     level = level.double().eval()
-    obs = lambda p: torch.stack([p.mean((1, 2)).abs(), (p * p).mean((1, 2))], -1)  # noqa: E731
-    means, stats = [], None
-    for c in range(16):
-        st, vals = ChainState(), []
-        for j in range(0, 512, 256):
-            x = pool[torch.randint(0, len(pool), (256,), generator=g)]
-            y, _, _ = mh_step(level, x, fm.log_p(x), fm, st, g, index_offset=j)
-            vals.append(obs(y))
-        means.append(torch.cat(vals).mean(0).numpy())
-        stats = st.stats if stats is None else stats.merge(st.stats)
-    means = np.array(means)
-    m, e = means.mean(0), means.std(0, ddof=1) / math.sqrt(len(means))
+    m, e, stats = mh_chains(level, fm, pool, phi4_obs, g)
     print(f"acceptance {stats.acceptance:.3f}, ESS/N {stats.ess_per_n:.3f}")
     assert stats.acceptance > 0.05
     for k_ref, seed in ((kappa_8, 2), (kappa, 3)):
-        r, _ = run_phi4((8, 8), k_ref, LAM, 1.5, B=64, n_therm=300, n_meas=800, seed=seed, obs=obs)
-        rc = r.mean(0)
-        rm, re = rc.mean(0), rc.std(0, ddof=1) / math.sqrt(rc.shape[0])
+        r, _ = run_phi4((8, 8), k_ref, LAM, 1.5, B=64, n_therm=300, n_meas=800, seed=seed,
+                        obs=phi4_obs)
+        rm, re = mc_mean_err(r)
         for i, name in enumerate(("<|phi|>", "<phi^2>")):
             z = (m[i] - rm[i]) / math.hypot(e[i], re[i])
             print(f"vs 8x8 MC at kappa {k_ref:.4f}: {name} {m[i]:.4f}({e[i]:.4f}) vs "
