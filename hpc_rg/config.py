@@ -174,6 +174,9 @@ class FlowConfig:
     steps: int = 200  #: optimizer steps per level
     batch: int = 32  #: coarse configurations per rank and temperature per step
     transfer: bool = True  #: level k+1 starts from level k's weights
+    retrain_steps: int = 0  #: levels >= 2: optimizer steps (0: ``steps``), Bauer's retraining
+    retrain_lr_factor: float = 1.0  #: levels >= 2: learning rate x this (Bauer: 0.2)
+    ess_patience: int = 0  #: stop a level when its averaged batch ESS/N stalls this long (0: off)
     alpha: float = 0.0  #: Ising relaxation shift (0: 2 d beta |J| + 0.1)
     reg_weight: float = 0.0  #: magnetization regulariser weight gamma (Shiina)
     reg_steps: int = 0  #: steps the regulariser is on (per level)
@@ -701,9 +704,12 @@ def _validate_flow(cfg: Config, problems: list[str]) -> None:
             problems.append(f"{k}.{key}={getattr(f, key)}: must be >= 1")
     if f.kernel < 1 or f.kernel % 2 == 0:
         problems.append(f"{k}.kernel={f.kernel}: must be an odd integer >= 1")
-    for key in ("sigma", "learning_rate", "scale_bound"):
+    for key in ("sigma", "learning_rate", "scale_bound", "retrain_lr_factor"):
         if getattr(f, key) <= 0:
             problems.append(f"{k}.{key}={getattr(f, key)}: must be > 0")
+    for key in ("retrain_steps", "ess_patience"):
+        if getattr(f, key) < 0:
+            problems.append(f"{k}.{key}={getattr(f, key)}: must be >= 0 (0: off)")
     if f.alpha < 0:
         problems.append(f"{k}.alpha={f.alpha}: must be >= 0 (0: automatic)")
     elif 0 < f.alpha and m.name == "ising" and cfg.sample.temperatures and \

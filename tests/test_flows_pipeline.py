@@ -268,6 +268,8 @@ def test_latent_hmc_needs_a_flow_method(write_yaml, tmp_path):
     ("train.method=flow", "train.method=flow: accepted values are cnn, flow_rg, flow_checkerboard"),
     ("upscale.mh_chains=0", "upscale.mh_chains=0: must be >= 1"),
     ("train.flow.ir_grad_steps=0", "need 1 <= ir_grad_steps <= ir_langevin_steps"),
+    ("train.flow.ess_patience=-1", "train.flow.ess_patience=-1: must be >= 0 (0: off)"),
+    ("train.flow.retrain_lr_factor=0", "train.flow.retrain_lr_factor=0.0: must be > 0"),
 ])
 def test_bad_flow_keys_are_one_line_errors(write_yaml, tmp_path, bad, message):
     deck = write_yaml(PHI4.format(out=tmp_path / "never"))
@@ -396,3 +398,22 @@ def test_flow_train_sigterm_then_resume_equals_uninterrupted(tmp_path):
     assert a["meta"]["coarse_couplings"] == b["meta"]["coarse_couplings"]
     for k in a["state_dict"]:
         torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=0, atol=0)
+
+
+def test_retraining_steps_and_early_stopping_on_ess(tmp_path):
+    """train.flow.retrain_steps / retrain_lr_factor (Bauer's retraining of levels >= 2 at a
+    smaller learning rate) and ess_patience (stop a level when the averaged batch ESS/N
+    stalls): level 1 stops early, level 2 runs its 7 retraining steps."""
+    deck, out = tmp_path / "es.yaml", tmp_path / "es"
+    deck.write_text(PHI4.format(out=out).replace("steps: 12,", "steps: 60, ess_patience: 4, "
+                                                 "retrain_steps: 7, retrain_lr_factor: 0.2,"))
+    r = run_hpc_rg([deck, "--stage", "sample"], nprocs=2)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = run_hpc_rg([deck, "--stage", "train"], nprocs=2, timeout=240)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "level 1: early stop at step" in r.stdout, r.stdout
+    history = torch.load(out / "model.pt", weights_only=True)["meta"]["history"]
+    level1 = [h for h in history if h[0] == 0]
+    level2 = [h for h in history if h[0] == 1]
+    assert 4 <= len(level1) < 60
+    assert len(level2) == 7 or "level 2: early stop at step" in r.stdout

@@ -42,6 +42,10 @@ class FlowLoopState:
     running: float = 0.0
     n_run: int = 0
     history: list = field(default_factory=list)  # (level, step, loss, ess_per_n)
+    ess_avg: float = 0.0  # exponential average (weight 0.1) of the batch ESS/N
+    best_ess: float = -1.0  # its best value so far, and the step it was reached
+    best_step: int = 0
+    stopped_early: bool = False
 
     @property
     def tag(self) -> str:  # same pattern as the CNN trainer's tags (step<N>e<M>)
@@ -125,9 +129,10 @@ class FlowTrainer:
     cfg : Config (``train.flow``, ``train.checkpoint_every``, ``run.seed``)
     """
 
-    def __init__(self, pool, pool_logp, cfg, comms, ckpt_dir, stop, progress):
+    def __init__(self, pool, pool_logp, cfg, comms, ckpt_dir, stop, progress, steps=None):
         self.pool, self.pool_logp = pool, pool_logp
         self.cfg, self.f = cfg, cfg.train.flow
+        self.steps = int(steps or self.f.steps)  # this level's optimizer-step budget
         self.comms, self.comm = comms, comms.world
         self.ckpt_dir, self.stop, self.progress = ckpt_dir, stop, progress
 
@@ -150,7 +155,7 @@ class FlowTrainer:
         every = self.cfg.train.checkpoint_every
         t0, seen = time.monotonic(), 0
         engine.train()
-        while state.steps < f.steps:
+        while state.steps < self.steps and not state.stopped_early:
             coarse, lpc = self.batch(state)
             gen = torch_generator(seed, "flow-train-noise", state.level, state.steps, rank,
                                   device=coarse.device)
@@ -162,6 +167,7 @@ class FlowTrainer:
             state.n_run += 1
             state.steps += 1
             state.history.append((state.level, state.steps, float(loss.detach()), ess))
+            self._track_ess(state, ess)
             seen += coarse.shape[0] * coarse.shape[1] * self.comm.Get_size()
             if state.steps % every == 0:
                 save_checkpoint(engine, self.ckpt_dir, state, self.comm)
@@ -176,3 +182,17 @@ class FlowTrainer:
         engine.eval()
         save_checkpoint(engine, self.ckpt_dir, state, self.comm)
         return state
+
+    def _track_ess(self, state: FlowLoopState, ess: float) -> None:
+        """Early stopping on ESS (``train.flow.ess_patience``): stop the level once the
+        exponentially averaged batch ESS/N (the same on every rank) has not improved for
+        ``ess_patience`` steps."""
+        state.ess_avg = ess if state.steps == 1 else 0.9 * state.ess_avg + 0.1 * ess
+        if state.ess_avg > state.best_ess:
+            state.best_ess, state.best_step = state.ess_avg, state.steps
+        patience = self.f.ess_patience
+        if patience and state.steps - state.best_step >= patience:
+            state.stopped_early = True
+            log.info(f"[train] level {state.level + 1}: early stop at step {state.steps}, "
+                     f"averaged ESS/N {state.ess_avg:.3f} (best {state.best_ess:.3f} at step "
+                     f"{state.best_step})")

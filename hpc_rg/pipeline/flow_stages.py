@@ -113,12 +113,14 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
     if f.uv_matching and fine_kappas is None:
         fine_kappas = []
     _set_kappas(fms, L0, coarse_kappas, fine_kappas)
-    shim = types.SimpleNamespace(batch_size=f.batch, learning_rate=f.learning_rate,
-                                 deepspeed=cfg.train.deepspeed)
-    ds_config = deepspeed_config(shim, size)
+    def ds_config(k):  # levels >= 2 may retrain with a smaller learning rate (Bauer app. A)
+        lr = f.learning_rate * (f.retrain_lr_factor if k > 0 else 1.0)
+        return deepspeed_config(types.SimpleNamespace(batch_size=f.batch, learning_rate=lr,
+                                                      deepspeed=cfg.train.deepspeed), size)
     log.info(f"[train] {cfg.train.method}: {n_T} parameter point(s) x {K} level(s) "
              f"{L0} -> {sizes[-1]}, {N} coarse configurations each ({n_local}+ per rank), "
-             f"{f.steps} steps per level, {size} data-parallel rank(s)")
+             f"{f.steps} steps at level 1, {f.retrain_steps or f.steps} at the others, "
+             f"{size} data-parallel rank(s)")
     _quiet_deepspeed(device)
     stopped = None
     with process_group(comm, "nccl" if device.type == "cuda" else "gloo",
@@ -145,7 +147,7 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
                 try:
                     engine, optimizer, _, _ = deepspeed.initialize(
                         model=obj, model_parameters=[p for p in obj.parameters() if p.requires_grad],
-                        config=ds_config)
+                        config=ds_config(k))
                 except (ValueError, AssertionError, KeyError, TypeError) as e:
                     raise ConfigError(f"{cfg.source}: train.deepspeed: DeepSpeed rejected the "
                                       f"configuration: {str(e).splitlines()[0][:200]}") from None
@@ -154,9 +156,11 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
                 if tag is not None:
                     state = FlowLoopState(**load_checkpoint(engine, ckpt_dir, tag)["loop"])
                     log.info(f"[train] level {k + 1}: resuming at step {state.steps}")
-                progress = Progress("train", f.steps, "steps", cfg.run.progress_seconds,
+                level_steps = f.retrain_steps if k > 0 and f.retrain_steps else f.steps
+                progress = Progress("train", level_steps, "steps", cfg.run.progress_seconds,
                                     active=comms.is_root, start=state.steps)
-                trainer = FlowTrainer(pool, pool_lp, cfg, comms, ckpt_dir, stop, progress)
+                trainer = FlowTrainer(pool, pool_lp, cfg, comms, ckpt_dir, stop, progress,
+                                      level_steps)
                 try:
                     state = trainer.run(engine, state)
                 except StoppedBySignal as e:  # collective: clean teardown, then re-raise
