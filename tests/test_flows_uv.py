@@ -108,3 +108,21 @@ def test_uv_matched_level_is_exact_at_its_learned_coupling():
             if k_ref == kappa_8:
                 assert_agrees(m[i], math.hypot(e[i], re[i]), rm[i],
                               what=f"UV-matched 8x8 {name} at kappa_8")
+
+
+def test_warning_when_the_reference_set_is_resampled_most_steps(caplog):
+    """More resamplings than half the steps (κ outruns the reweighting window) is flagged."""
+    import logging
+
+    from hpc_rg.pipeline.flow_stages import _warn_if_reference_lags
+    uv = FineCouplings([0.2, 0.3], [LAM, LAM], reference=torch.zeros(2, 2, 8, 8))
+    uv.refreshes[1] = 60
+    with caplog.at_level(logging.WARNING, logger="hpc_rg"):
+        _warn_if_reference_lags(uv, 100, 3)
+    assert "level 4: the log Z reference set was resampled in more than half of the 100 " \
+           "steps for grid point(s) [1]" in caplog.text
+    caplog.clear()
+    uv.refreshes[1] = 50
+    with caplog.at_level(logging.WARNING, logger="hpc_rg"):
+        _warn_if_reference_lags(uv, 100, 3)
+    assert caplog.text == ""

@@ -185,6 +185,9 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
                              f"(coarse: {', '.join(f'{fm.kappa_at(sizes[k] // 2):.5f}' for fm in fms)}"
                              f"); log Z reference set resampled "
                              f"{', '.join(str(int(n)) for n in uv.refreshes)} time(s)")
+                for cpl in (ir, uv):
+                    if cpl is not None:
+                        _warn_if_reference_lags(cpl, state.steps, k)
                 del ir, uv
                 del engine, optimizer, obj, trainer
                 holder.clear()
@@ -264,6 +267,19 @@ def _fine_couplings(cfg, fms, pool, comm, k: int, L_fine: int, device):
     return FineCouplings(kappa0, lams, reference=ref, reweight_ess=f.reweight_ess,
                          hmc_trajectories=f.uv_refresh_trajectories, seed=cfg.run.seed,
                          stream=k).to(device)
+
+
+def _warn_if_reference_lags(couplings, steps: int, k: int) -> None:
+    """Warn when the log Z reference set was resampled in more than half of the steps: κ then
+    moves faster than the reweighting window, the few HMC trajectories of each resampling
+    may leave the set behind κ, and κ's gradient is biased the way κ moves (seen at 64² in
+    the broken phase: κ ran from 0.26 to 0.62; docs/validation.md)."""
+    busy = [t for t, n in enumerate(couplings.refreshes) if int(n) > 0.5 * max(steps, 1)]
+    if busy:
+        log.warning(f"[train] level {k + 1}: the log Z reference set was resampled in more "
+                    f"than half of the {steps} steps for grid point(s) {busy}: the learned "
+                    f"couplings may be biased; use a smaller learning_rate / "
+                    f"retrain_lr_factor, or more refresh trajectories")
 
 
 def _set_kappas(fms, L0: int, coarse_kappas, fine_kappas) -> None:
