@@ -86,8 +86,14 @@ class LearnableKappa(nn.Module):
     def refresh(self, t: int) -> bool:
         """Move the reference set of point ``t`` to the current κ by HMC when the reweighting's
         ESS/N is below R_W; returns whether it did. Same result on every rank."""
-        if self.ref_phi is None or self.reweighting(t)[1] >= self.reweight_ess:
-            return False
+        return self.ref_phi is not None and self._refreshed_reweighting(t)[2]
+
+    def _refreshed_reweighting(self, t: int) -> tuple[float, float, bool]:
+        """:meth:`reweighting` after resampling the set if its ESS/N is below R_W, and
+        whether it resampled."""
+        est, ess = self.reweighting(t)
+        if ess >= self.reweight_ess:
+            return est, ess, False
         from ..rng import torch_generator
         gen = torch_generator(self.seed, self.purpose, self.stream, t, int(self.refreshes[t]),
                               device=self.ref_phi.device)
@@ -96,15 +102,15 @@ class LearnableKappa(nn.Module):
                                        self.hmc_trajectories, gen)
         self.ref_kappa[t] = kappa
         self.refreshes[t] += 1
-        return True
+        return (*self.reweighting(t), True)
 
     def expected_dS(self, t: int, fallback: torch.Tensor) -> torch.Tensor:
         """E_{p[κ[t]]}[∂S/∂κ] as a float64 scalar without gradient: the reweighted reference
         set (refreshed first if needed), else the mean over ``fallback (B, *L)``."""
         if self.ref_phi is None:
             return dS_dkappa(fallback).mean().detach()
-        self.refresh(t)
-        return torch.tensor(self.reweighting(t)[0], dtype=torch.float64, device=fallback.device)
+        est = self._refreshed_reweighting(t)[0]
+        return torch.tensor(est, dtype=torch.float64, device=fallback.device)
 
     def values(self) -> list[float]:
         return [float(k) for k in self.kappa.detach().cpu()]

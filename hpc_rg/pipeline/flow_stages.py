@@ -171,7 +171,7 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
                 history += [tuple(h) for h in state.history]
                 if ir is not None:
                     coarse_kappas = ir.values()
-                    _set_coarse_kappas(fms, L0, coarse_kappas)
+                    _set_kappas(fms, L0, coarse_kappas, None)
                     log.info(f"[train] IR matching: coarse hopping parameter kappa_L = "
                              f"{', '.join(f'{x:.5f}' for x in coarse_kappas)} (fine: "
                              f"{', '.join(f'{fm.kappa:.5f}' for fm in fms)}); log Z reference "
@@ -285,16 +285,11 @@ def _warn_if_reference_lags(couplings, steps: int, k: int) -> None:
 def _set_kappas(fms, L0: int, coarse_kappas, fine_kappas) -> None:
     """Learned φ⁴ couplings into the field models: IR matching's κ_L at the input size
     ``L0``, UV matching's fine κ of every trained level k at its size ``L0 · 2^(k+1)``."""
-    if coarse_kappas is not None:
-        _set_coarse_kappas(fms, L0, coarse_kappas)
+    for fm, kappa in zip(fms, coarse_kappas or []):
+        fm.set_kappa(L0, kappa)
     for k, kappas in enumerate(fine_kappas or []):
         for fm, kappa in zip(fms, kappas):
             fm.set_kappa(L0 * 2 ** (k + 1), kappa)
-
-
-def _set_coarse_kappas(fms, L0: int, kappas) -> None:
-    for fm, kappa in zip(fms, kappas):
-        fm.set_kappa(L0, kappa)
 
 
 def _resample_pool(pool, fms, L0: int, cfg, rank: int):
@@ -401,9 +396,8 @@ def run_upscale_flow(cfg, comms, stop, resume: bool, device) -> None:
         raise InputFileError(f"{out / schema.MODEL_FILE}: trained for {meta['grid_name']} "
                              f"{meta['grid']}, samples.h5 has {list(temps)}; retrain")
     fms = _field_models(cfg, temps)
-    coarse_kappas = meta.get("coarse_couplings")
-    if coarse_kappas is not None:  # IR matching: level 1 maps p_L[κ_L]
-        from ..flows.ir_matching import resample_coarse
+    from ..flows.ir_matching import resample_coarse
+    coarse_kappas = meta.get("coarse_couplings")  # IR matching: level 1 maps p_L[κ_L]
     _set_kappas(fms, L0, coarse_kappas, meta.get("fine_couplings"))
     hmc = u.hmc
     N = min(u.samples or N_all, N_all)
