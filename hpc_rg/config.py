@@ -191,6 +191,7 @@ class FlowConfig:
     uv_reference: int = 256  #: exact fine-lattice samples per point for the log Z gradient
     uv_hmc_trajectories: int = 100  #: HMC trajectories thermalising that set at the start
     uv_refresh_trajectories: int = 5  #: HMC trajectories moving it to the current kappa
+    uv_lr_factor: float = 0.1  #: the fine kappa's learning rate = the level's x this
 
 
 @dataclass(frozen=True)
@@ -704,7 +705,7 @@ def _validate_flow(cfg: Config, problems: list[str]) -> None:
             problems.append(f"{k}.{key}={getattr(f, key)}: must be >= 1")
     if f.kernel < 1 or f.kernel % 2 == 0:
         problems.append(f"{k}.kernel={f.kernel}: must be an odd integer >= 1")
-    for key in ("sigma", "learning_rate", "scale_bound", "retrain_lr_factor"):
+    for key in ("sigma", "learning_rate", "scale_bound", "retrain_lr_factor", "uv_lr_factor"):
         if getattr(f, key) <= 0:
             problems.append(f"{k}.{key}={getattr(f, key)}: must be > 0")
     for key in ("retrain_steps", "ess_patience"):

@@ -126,3 +126,32 @@ def test_warning_when_the_reference_set_is_resampled_most_steps(caplog):
     with caplog.at_level(logging.WARNING, logger="hpc_rg"):
         _warn_if_reference_lags(uv, 100, 3)
     assert caplog.text == ""
+
+
+def test_couplings_get_their_own_optimizer_group():
+    """The learned couplings are optimised without weight decay, the UV κ at lr × uv_lr_factor:
+    under AdamW (DeepSpeed's Adam) a κ pushed hard moves at most ~lr·factor per step, the
+    flow weights at the full rate."""
+    from hpc_rg.pipeline.flow_stages import _param_groups
+    fm = FieldModel("phi4", 2, 0.25, SimpleNamespace(parametrization="bauer", lam=LAM))
+    torch.manual_seed(0)
+    level = build_level(LEVEL)
+    uv = FineCouplings([0.25], [LAM], reference=torch.zeros(1, 2, 8, 8))
+    obj = LevelObjective([level], [fm], None, uv)
+    lr, factor, steps = 1e-2, 0.1, 20
+    groups = _param_groups(obj, lr, factor)
+    flat = [p for g in groups for p in g["params"]]
+    assert len(flat) == len({id(p) for p in flat}) == len(list(obj.parameters()))
+    assert groups[-1]["params"] == [uv.kappa] and groups[-1]["weight_decay"] == 0.0
+    assert groups[-1]["lr"] == pytest.approx(lr * factor)
+    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=0.01)
+    w0 = [p.detach().clone() for p in groups[0]["params"]]
+    for _ in range(steps):  # a loss that pulls κ and every weight far away
+        loss = -100 * uv.kappa.sum() - sum(p.sum() for p in groups[0]["params"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    moved = float(uv.kappa.detach()[0]) - 0.25
+    assert 0.9 * steps * lr * factor < moved <= 1.001 * steps * lr * factor
+    step_w = max(float((p.detach() - q).abs().max()) for p, q in zip(groups[0]["params"], w0))
+    assert step_w > 0.9 * steps * lr

@@ -336,3 +336,33 @@ def test_incomplete_and_missing_dataset(ising_run, tmp_path, capsys):
         f.attrs["complete"] = False
     rc, _, err = _run([run], capsys)
     _one_line_error(rc, err, "upscaled.h5", "incomplete")
+
+
+def test_phi4_same_size_crossing(tmp_path):
+    """MC and SR ensembles of one size on one coupling grid: the second panel's data and the
+    crossing of their ⟨|φ|⟩ curves (MC falls faster with μ² than SR; they cross at −0.95)."""
+    from test_tools_analysis import write_file
+    from hpc_rg.tools.plot import make_plots, open_inputs, phi4_same_size
+    rng = np.random.default_rng(3)
+    k = np.linspace(-1.0, -0.9, 5)
+    n = 384  # a multiple of the jackknife bins: the binned mean is the plain mean
+    noise = lambda: 0.01 * rng.standard_normal((5, n))  # noqa: E731
+    mc_phi = (0.5 - 4.0 * (k + 0.95))[:, None] + noise()
+    sr_phi = (0.5 - 2.0 * (k + 0.95))[:, None] + noise()
+    write_file(tmp_path / "samples.h5", {8: {"couplings": k, "phi_mean": mc_phi + 0.1},
+                                         16: {"couplings": k, "phi_mean": mc_phi}})
+    write_file(tmp_path / "upscaled.h5", {16: {"couplings": k + 0.003, "nominal_temperatures": k,
+                                               "phi_mean": sr_phi}}, stage="upscale")
+    with h5py.File(tmp_path / "upscaled.h5", "a") as f:
+        f["L16"].attrs["input_L"] = 8
+    inp = open_inputs([str(tmp_path)])
+    try:
+        (L, grid, (m, me), (s, se), cross), = phi4_same_size(inp)
+        assert L == 16 and np.allclose(grid, k)
+        np.testing.assert_allclose(m, mc_phi.mean(1)), np.testing.assert_allclose(s, sr_phi.mean(1))
+        (x0, err), = cross
+        assert 0 < err < 0.002 and abs(x0 + 0.95) < 4 * err
+        paths = make_plots(inp, tmp_path / "plots", kinds=("phi4",))
+    finally:
+        inp.close()
+    _assert_pngs(paths)

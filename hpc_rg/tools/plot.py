@@ -633,7 +633,10 @@ def plot_binder(inp, out):
 
 
 def plot_phi4(inp, out):
-    """<|phi|> vs coupling per size (MC lines, SR markers; hollow = nominal coupling)."""
+    """<|phi|> vs coupling per size (MC lines, SR markers; hollow = nominal coupling); where a
+    super-resolved level has the size of a Monte Carlo ensemble, a second panel compares the
+    two at the nominal coupling and marks where they cross (Bachtis et al.'s original vs
+    inversely renormalized system of one size: the crossing estimates the critical coupling)."""
     sym = inp.scanned()
     chains = inp.chains()
     mc, sr = inp.mc(), inp.levels()
@@ -642,16 +645,15 @@ def plot_phi4(inp, out):
     colours = _colours([L for L, _ in mc + sr])
     base = inp.scan_grid()
     span = np.ptp(base) if len(base) > 1 else 1.0
-    fig, axes = _figure(size=(7, 5))
+    pairs = phi4_same_size(inp)
+    fig, axes = _figure(ncols=2 if pairs else 1, size=(12, 5) if pairs else (7, 5))
     ax = axes[0]
     for L, g in mc:
-        phi = np.abs(read(g, "phi_mean")).T
-        v, err = obs.mean(phi, n_bins(phi.shape[0], int(g.attrs.get("chains", 1))))
+        v, err = _abs_phi(g, int(g.attrs.get("chains", 1)))
         ax.errorbar(grid(g), v, err, fmt="-o", ms=3, capsize=2, color=colours[L], label=f"MC L={L}")
     note = False
     for i, (L, g) in enumerate(sr):
-        phi = np.abs(read(g, "phi_mean")).T
-        v, err = obs.mean(phi, n_bins(phi.shape[0], chains))
+        v, err = _abs_phi(g, chains)
         k_eff = grid(g)
         ok = np.isfinite(k_eff)
         k = _dodge(np.where(ok, k_eff, nominal(g, base)), i, len(sr), span)
@@ -671,7 +673,48 @@ def plot_phi4(inp, out):
     if note:
         title += "\n(hollow: no finite effective coupling, drawn at the nominal one)"
     ax.set_title(title, fontsize=10)
+    if pairs:
+        ax = axes[1]
+        for L, k, (m, me), (s_, se), cross in pairs:
+            ax.errorbar(k, m, me, fmt="-o", ms=3, capsize=2, color=colours[L], label=f"MC L={L}")
+            ax.errorbar(k, s_, se, fmt="--s", ms=5, mfc="none", capsize=2, color=colours[L],
+                        label=f"SR L={L} (from MC L={L // 2})")
+            for x0, e in cross:
+                ax.axvspan(x0 - e, x0 + e, color=colours[L], alpha=0.15)
+                ax.axvline(x0, color=colours[L], lw=0.8,
+                           label=f"crossing {sym} = {x0:.4f} ± {e:.4f}")
+        ax.set_xlabel(f"nominal {sym} (lattice units)")
+        ax.set_ylabel("⟨|φ̄|⟩")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.set_title("original vs inversely renormalized system of one size", fontsize=10)
     return [_save(fig, Path(out) / "phi4.png")]
+
+
+def _abs_phi(g, chains: int):
+    """Jackknife ⟨|φ̄|⟩ and its error per grid point of a size group."""
+    phi = np.abs(read(g, "phi_mean")).T
+    return obs.mean(phi, n_bins(phi.shape[0], chains))
+
+
+def phi4_same_size(inp):
+    """For every super-resolved level whose size has a Monte Carlo ensemble on the same
+    coupling grid: ``(L, couplings, (MC ⟨|φ|⟩, err), (SR ⟨|φ|⟩, err), crossings)`` at the
+    nominal couplings, crossings as :func:`hpc_rg.analysis.crossing.crossings` returns them."""
+    from ..analysis.crossing import crossings
+    mc = dict(inp.mc())
+    base = inp.scan_grid()
+    out = []
+    for L, g in inp.levels():
+        if L not in mc:
+            continue
+        k_mc, k_sr = grid(mc[L]), nominal(g, base)
+        if len(k_mc) != len(k_sr) or not np.allclose(k_mc, k_sr):
+            continue
+        m = _abs_phi(mc[L], int(mc[L].attrs.get("chains", 1)))
+        s_ = _abs_phi(g, inp.chains())
+        out.append((L, k_mc, m, s_, crossings(k_mc, m[0], m[1], s_[0], s_[1])))
+    return out
 
 
 def snapshot_panels(inp, t: int, n: int):
