@@ -24,7 +24,10 @@ model and the data at hand, the others skipped without a word unless ``--verbose
   thermal averages per disorder sample first, jackknife over disorder samples.
 * ``phi4`` (phi4): <|φ|> vs the scanned coupling per size (Bachtis et al.); a
   super-resolved point without a finite effective coupling is drawn hollow at its
-  nominal coupling.
+  nominal coupling. When a super-resolved level has a Monte Carlo ensemble of its size on
+  the same grid, a second panel compares the two at the nominal coupling and marks their
+  crossing (linear interpolation, error from Gaussian resampling of both curves), the
+  original-vs-inversely-renormalized estimate of the critical coupling.
 * ``snapshots`` (every model; upscaled, plus samples for the input): configuration
   ``--config`` (default 0) of one temperature across the levels — the Monte Carlo input at
   L and its descendants at 2L, 4L, … (configuration n of temperature t at every level
@@ -675,10 +678,12 @@ def plot_phi4(inp, out):
     ax.set_title(title, fontsize=10)
     if pairs:
         ax = axes[1]
+        srg = dict(sr)
         for L, k, (m, me), (s_, se), cross in pairs:
+            L_in = int(srg[L].attrs.get("input_L", L // 2))
             ax.errorbar(k, m, me, fmt="-o", ms=3, capsize=2, color=colours[L], label=f"MC L={L}")
             ax.errorbar(k, s_, se, fmt="--s", ms=5, mfc="none", capsize=2, color=colours[L],
-                        label=f"SR L={L} (from MC L={L // 2})")
+                        label=f"SR L={L} (from MC L={L_in})")
             for x0, e in cross:
                 ax.axvspan(x0 - e, x0 + e, color=colours[L], alpha=0.15)
                 ax.axvline(x0, color=colours[L], lw=0.8,
