@@ -48,6 +48,7 @@ def _run_deck(tmp_path, text, name):
     deck.write_text(text.format(out=out))
     r = run_hpc_rg([deck], nprocs=2, timeout=240)
     assert r.returncode == 0, r.stdout + r.stderr
+    (tmp_path / f"{name}.log").write_text(r.stdout + r.stderr)
     return deck, out
 
 
@@ -86,6 +87,9 @@ def test_uv_matching_learns_fine_couplings_and_upscale_records_them(runs, tmp_pa
     deck, out = runs["phi4_uv"]
     meta = torch.load(out / "model.pt", weights_only=True)["meta"]
     fine = meta["fine_couplings"]
+    log = (out.parent / "phi4_uv.log").read_text()  # the progress line shows the learned κ
+    assert "12/12 steps (100%)" in log and \
+        "level 2 loss" in log and f"kappa_2L {fine[1][0]:.4f} {fine[1][1]:.4f}" in log, log
     assert meta["coarse_couplings"] is None
     assert len(fine) == 2 and all(len(k) == 2 for k in fine), fine
     assert all(abs(a - b) > 1e-4 for a, b in zip(fine[0], meta["grid"])), fine
@@ -110,6 +114,8 @@ def test_ir_matching_learns_coarse_couplings_and_upscale_uses_them(runs, tmp_pat
     meta = torch.load(out / "model.pt", weights_only=True)["meta"]
     kl = meta["coarse_couplings"]
     assert len(kl) == 2 and all(abs(a - b) > 1e-4 for a, b in zip(kl, meta["grid"])), kl
+    log = (out.parent / "phi4_ir.log").read_text()
+    assert "level 1 loss" in log and f"kappa_L {kl[0]:.4f} {kl[1]:.4f}" in log, log
     assert torch.load(runs["phi4"][1] / "model.pt", weights_only=True)["meta"]["coarse_couplings"] is None
     out1 = _upscale_on_one_rank(deck, out, tmp_path)
     with h5py.File(out / "upscaled.h5", "r") as a, h5py.File(out1 / "upscaled.h5", "r") as b:

@@ -119,6 +119,15 @@ def save_checkpoint(engine, ckpt_dir, state: FlowLoopState, comm) -> None:
     commit(engine, ckpt_dir, state, comm)
 
 
+def _couplings_note(objective) -> str:
+    """`` kappa_L 0.2512 …`` (IR) / `` kappa_2L …`` (UV) for the progress line, else ''."""
+    for cpl, name in ((getattr(objective, "coarse", None), "kappa_L"),
+                      (getattr(objective, "fine", None), "kappa_2L")):
+        if cpl is not None:
+            return f" {name} " + " ".join(f"{k:.4f}" for k in cpl.values())
+    return ""
+
+
 class FlowTrainer:
     """The optimizer loop of one level.
 
@@ -178,7 +187,8 @@ class FlowTrainer:
                                       f"rerun with --resume")
             rate = seen / max(time.monotonic() - t0, 1e-9)
             self.progress.update(state.steps, f"level {state.level + 1} loss {float(loss.detach()):.5f} "
-                                 f"ESS/N {ess:.3f} ({rate:.0f} samples/s)")
+                                 f"ESS/N {ess:.3f}{_couplings_note(engine.module)} "
+                                 f"({rate:.0f} samples/s)")
         engine.eval()
         save_checkpoint(engine, self.ckpt_dir, state, self.comm)
         return state
