@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -64,7 +65,7 @@ def test_fine_reference_is_exact():
     the ⟨|φ|⟩, ⟨φ²⟩ of 8×8 Monte Carlo within 4σ."""
     kappa = 0.25
     pool = _coarse_pool(kappa, n_meas=160)[None, :512]
-    ref = fine_reference(pool, [kappa], [LAM], 100, seed=2, level=0)[0]
+    ref = fine_reference(pool, [kappa], [LAM], 100, seed=2, level=0)[0][0]
     v = phi4_obs(ref).numpy()
     m, e = v.mean(0), v.std(0, ddof=1) / math.sqrt(len(v))  # 512 independent HMC chains
     r, _ = run_phi4((8, 8), kappa, LAM, 1.5, B=64, n_therm=300, n_meas=800, seed=5,
@@ -72,6 +73,39 @@ def test_fine_reference_is_exact():
     rm, re = mc_mean_err(r)
     for i, name in enumerate(("<|phi|>", "<phi^2>")):
         assert_agrees(m[i], math.hypot(e[i], re[i]), rm[i], what=f"UV reference 8x8 {name}")
+
+
+def test_fine_reference_thermalises_upsampled_fields_at_64():
+    """From 32×32 Monte Carlo upsampled to 64² (λ = 0.01, κ = 0.25, near the transition) the
+    100 HMC trajectories of the reference set reach 64×64 Monte Carlo's E[∂S/∂κ]/V and ⟨φ²⟩
+    within 4σ with the adapted leapfrog step; with the fixed step 0.1 (accepted in < 1 % of
+    the trajectories from upsampled fields) E[∂S/∂κ]/V stays > 8σ off (session 5's bias that
+    drove the UV-matched κ_64 down by 0.05)."""
+    from hpc_rg.flows.couplings import hmc_resample
+    from hpc_rg.flows.upsample import upsample
+    lam, kappa = 0.01, 0.25
+    conf, _ = run_phi4((32, 32), kappa, lam, 1.5, B=64, n_therm=300, n_meas=20, seed=1,
+                       obs=lambda p: p.clone())
+    src = torch.as_tensor(conf[::10]).reshape(-1, 32, 32).to(torch.float64)  # 128 fields
+
+    def obs(p):
+        return torch.stack([dS_dkappa(p) / p[0].numel(), (p * p).mean((1, 2))], -1)
+    r, _ = run_phi4((64, 64), kappa, lam, 1.5, B=64, n_therm=300, n_meas=400, seed=5, obs=obs)
+    rm, re = mc_mean_err(r)
+    ref, steps, accs = fine_reference(src[None], [kappa], [lam], 100, seed=2, level=3)
+    fixed = hmc_resample(upsample(src), kappa, lam, 100, torch.Generator().manual_seed(2))
+    print(f"adapted leapfrog step {steps[0]:.3f}, last acceptance {accs[0]:.2f}")
+    for name, x in (("adapted", ref[0]), ("fixed 0.1", fixed)):
+        v = obs(x).numpy()
+        m, e = v.mean(0), v.std(0, ddof=1) / math.sqrt(len(v))
+        z = (m - rm) / np.hypot(e, re)
+        print(f"{name}: E[dS/dk]/V {m[0]:.4f}({e[0]:.4f}) <phi^2> {m[1]:.4f}({e[1]:.4f}) vs MC "
+              f"{rm[0]:.4f}({re[0]:.4f}) {rm[1]:.4f}({re[1]:.4f}), z = {z.round(1)}")
+        if name == "adapted":
+            for i, what in enumerate(("E[dS/dkappa]/V", "<phi^2>")):
+                assert_agrees(m[i], math.hypot(e[i], re[i]), rm[i], what=f"64x64 reference {what}")
+        else:
+            assert abs(z[0]) > 8
 
 
 def test_uv_matched_level_is_exact_at_its_learned_coupling():
@@ -83,8 +117,8 @@ def test_uv_matched_level_is_exact_at_its_learned_coupling():
     fm.set_kappa(8, kappa)
     torch.manual_seed(0)
     level = build_level(LEVEL)
-    ref = fine_reference(pool[None, :256], [kappa], [LAM], 100, seed=2, level=0)
-    uv = FineCouplings([kappa], [LAM], reference=ref, hmc_trajectories=30, seed=7)
+    ref, eps, _ = fine_reference(pool[None, :256], [kappa], [LAM], 100, seed=2, level=0)
+    uv = FineCouplings([kappa], [LAM], reference=ref, hmc_trajectories=30, seed=7, eps=eps)
     obj = LevelObjective([level], [fm], None, uv)
     g = torch.Generator().manual_seed(1)
     train_objective(obj, fm, pool, 300, g)

@@ -20,7 +20,7 @@ from torch import nn
 from ..mc.hmc import hmc_update
 from ..models.lattice import forward_bond_sum
 
-__all__ = ["dS_dkappa", "hmc_resample", "LearnableKappa"]
+__all__ = ["dS_dkappa", "hmc_resample", "hmc_thermalise", "LearnableKappa"]
 
 
 def dS_dkappa(phi: torch.Tensor) -> torch.Tensor:
@@ -40,6 +40,25 @@ def hmc_resample(phi: torch.Tensor, kappa: float, lam: float, trajectories: int,
     return x
 
 
+@torch.no_grad()
+def hmc_thermalise(phi: torch.Tensor, kappa: float, lam: float, trajectories: int,
+                   generator, eps: float = 0.1, low: float = 0.6, high: float = 0.9):
+    """:func:`hmc_resample` from a start far from p[κ] (e.g. naively upsampled fields, where a
+    fixed leapfrog step of 0.1 is accepted in under 1 % of the trajectories at 64²): the step
+    is adapted between trajectories — ×0.7 while the batch acceptance is below ``low``,
+    ×1.15 (at most ``eps``) above ``high`` — at a trajectory length of about 1.
+    Returns ``(fields (B, *L) float64, final step, acceptance of the last trajectory)``."""
+    x, step, acc = phi.to(torch.float64), float(eps), float("nan")
+    for _ in range(int(trajectories)):
+        r = hmc_update(x, float(kappa), float(lam), step, max(1, round(1.0 / step)), generator)
+        x, acc = r.phi, float(r.accepted.double().mean())
+        if acc < low:
+            step *= 0.7
+        elif acc > high:
+            step = min(step * 1.15, float(eps))
+    return x, step, acc
+
+
 class LearnableKappa(nn.Module):
     """Hopping parameters κ[t], one per parameter point t of the run's grid, learnable, with
     the reference set for E_{p[κ]}[∂S/∂κ].
@@ -55,12 +74,15 @@ class LearnableKappa(nn.Module):
     hmc_trajectories : int  HMC trajectories of a resampling
     seed, stream : int  run seed and a stream index (the level); with the class's ``purpose``
         they key the resampling's random numbers
+    eps : sequence of float (n_T,), optional
+        Leapfrog step of the resampling per point (default 0.1; trajectory length ≈ 1), e.g.
+        the one :func:`hmc_thermalise` arrived at
     """
 
     purpose = "reference"
 
     def __init__(self, kappas, lam, reference=None, reweight_ess: float = 0.85,
-                 hmc_trajectories: int = 20, seed: int = 0, stream: int = 0):
+                 hmc_trajectories: int = 20, seed: int = 0, stream: int = 0, eps=None):
         super().__init__()
         self.kappa = nn.Parameter(torch.tensor([float(k) for k in kappas], dtype=torch.float32))
         self.register_buffer("lam", torch.tensor([float(x) for x in lam], dtype=torch.float32))
@@ -71,6 +93,9 @@ class LearnableKappa(nn.Module):
             self.register_buffer("ref_kappa", torch.tensor([float(k) for k in kappas],
                                                            dtype=torch.float64))
             self.register_buffer("refreshes", torch.zeros(len(self.kappa), dtype=torch.int64))
+            self.register_buffer("ref_eps", torch.tensor(
+                [float(e) for e in (eps if eps is not None else [0.1] * len(self.kappa))],
+                dtype=torch.float64))
         else:
             self.ref_phi = None
 
@@ -97,9 +122,9 @@ class LearnableKappa(nn.Module):
         from ..rng import torch_generator
         gen = torch_generator(self.seed, self.purpose, self.stream, t, int(self.refreshes[t]),
                               device=self.ref_phi.device)
-        kappa = float(self.kappa[t].detach())
+        kappa, eps = float(self.kappa[t].detach()), float(self.ref_eps[t])
         self.ref_phi[t] = hmc_resample(self.ref_phi[t], kappa, float(self.lam[t]),
-                                       self.hmc_trajectories, gen)
+                                       self.hmc_trajectories, gen, eps, max(1, round(1.0 / eps)))
         self.ref_kappa[t] = kappa
         self.refreshes[t] += 1
         return (*self.reweighting(t), True)

@@ -280,11 +280,15 @@ def _fine_couplings(cfg, fms, pool, comm, k: int, L_fine: int, device):
     lams = [fm.lam for fm in fms]
     for fm, k0 in zip(fms, kappa0):
         fm.set_kappa(L_fine, k0)
-    ref = fine_reference(_reference_set(pool, comm, f.uv_reference).to(device), kappa0, lams,
-                         f.uv_hmc_trajectories, cfg.run.seed, k)
+    ref, steps, accs = fine_reference(_reference_set(pool, comm, f.uv_reference).to(device),
+                                      kappa0, lams, f.uv_hmc_trajectories, cfg.run.seed, k)
+    log.info(f"[train] UV matching: level {k + 1} log Z reference set ({ref.shape[1]} x "
+             f"{L_fine}^{ref.dim() - 2} per point) thermalised by {f.uv_hmc_trajectories} HMC "
+             f"trajectories: leapfrog step {', '.join(f'{e:.3f}' for e in steps)}, last "
+             f"acceptance {', '.join(f'{a:.2f}' for a in accs)}")
     return FineCouplings(kappa0, lams, reference=ref, reweight_ess=f.reweight_ess,
                          hmc_trajectories=f.uv_refresh_trajectories, seed=cfg.run.seed,
-                         stream=k).to(device)
+                         stream=k, eps=steps).to(device)
 
 
 def _warn_if_reference_lags(couplings, steps: int, k: int) -> None:
