@@ -29,14 +29,19 @@ def dS_dkappa(phi: torch.Tensor) -> torch.Tensor:
     return -2.0 * (p * forward_bond_sum(p)).sum(dim=tuple(range(1, p.dim())))
 
 
+def unit_trajectory_steps(eps: float) -> int:
+    """Leapfrog steps of a trajectory of length ≈ 1 at step ``eps``."""
+    return max(1, round(1.0 / float(eps)))
+
+
 @torch.no_grad()
 def hmc_resample(phi: torch.Tensor, kappa: float, lam: float, trajectories: int,
-                 generator, eps: float = 0.1, n_steps: int = 10) -> torch.Tensor:
-    """Move fields ``phi (B, *L)`` to p[κ] by ``trajectories`` HMC trajectories (exact in the
-    limit of many; each leaves p[κ] invariant); float64."""
+                 generator, eps: float = 0.1) -> torch.Tensor:
+    """Move fields ``phi (B, *L)`` to p[κ] by ``trajectories`` HMC trajectories of length ≈ 1
+    (exact in the limit of many; each leaves p[κ] invariant); float64."""
     x = phi.to(torch.float64)
     for _ in range(int(trajectories)):
-        x = hmc_update(x, float(kappa), float(lam), eps, n_steps, generator).phi
+        x = hmc_update(x, float(kappa), float(lam), eps, unit_trajectory_steps(eps), generator).phi
     return x
 
 
@@ -50,7 +55,8 @@ def hmc_thermalise(phi: torch.Tensor, kappa: float, lam: float, trajectories: in
     Returns ``(fields (B, *L) float64, final step, acceptance of the last trajectory)``."""
     x, step, acc = phi.to(torch.float64), float(eps), float("nan")
     for _ in range(int(trajectories)):
-        r = hmc_update(x, float(kappa), float(lam), step, max(1, round(1.0 / step)), generator)
+        r = hmc_update(x, float(kappa), float(lam), step, unit_trajectory_steps(step),
+                       generator)
         x, acc = r.phi, float(r.accepted.double().mean())
         if acc < low:
             step *= 0.7
@@ -124,7 +130,7 @@ class LearnableKappa(nn.Module):
                               device=self.ref_phi.device)
         kappa, eps = float(self.kappa[t].detach()), float(self.ref_eps[t])
         self.ref_phi[t] = hmc_resample(self.ref_phi[t], kappa, float(self.lam[t]),
-                                       self.hmc_trajectories, gen, eps, max(1, round(1.0 / eps)))
+                                       self.hmc_trajectories, gen, eps)
         self.ref_kappa[t] = kappa
         self.refreshes[t] += 1
         return (*self.reweighting(t), True)

@@ -249,14 +249,12 @@ def _param_groups(obj, lr: float, uv_lr_factor: float) -> list[dict]:
     has no reason to shrink towards 0 — the UV ones at ``lr × uv_lr_factor``: on large fine
     lattices the log Z reweighting window of κ is narrower than an Adam step at the flow's
     learning rate (docs/validation.md, κ 0.26 → 0.62 at 64²)."""
-    cpl = [c.kappa for c in (obj.coarse, obj.fine) if c is not None]
-    ids = {id(p) for p in cpl}
-    groups = [{"params": [p for p in obj.parameters() if p.requires_grad and id(p) not in ids]}]
-    if obj.coarse is not None:
-        groups.append({"params": [obj.coarse.kappa], "weight_decay": 0.0})
-    if obj.fine is not None:
-        groups.append({"params": [obj.fine.kappa], "weight_decay": 0.0, "lr": lr * uv_lr_factor})
-    return groups
+    couplings = [({"params": [c.kappa], "weight_decay": 0.0} | extra)
+                 for c, extra in ((obj.coarse, {}), (obj.fine, {"lr": lr * uv_lr_factor}))
+                 if c is not None]
+    ids = {id(g["params"][0]) for g in couplings}
+    return [{"params": [p for p in obj.parameters() if p.requires_grad and id(p) not in ids]}] \
+        + couplings
 
 
 REFERENCE_ROWS = 4096  #: cap on the IR-matching reference set per grid point
@@ -301,7 +299,7 @@ def _warn_if_reference_lags(couplings, steps: int, k: int) -> None:
         log.warning(f"[train] level {k + 1}: the log Z reference set was resampled in more "
                     f"than half of the {steps} steps for grid point(s) {busy}: the learned "
                     f"couplings may be biased; use a smaller learning_rate / "
-                    f"retrain_lr_factor, or more refresh trajectories")
+                    f"retrain_lr_factor / uv_lr_factor, or more refresh trajectories")
 
 
 def _set_kappas(fms, L0: int, coarse_kappas, fine_kappas) -> None:
