@@ -93,6 +93,8 @@ def _print_plan(cfg, stages, size) -> None:
     print(f"# hpc_rg {__version__} dry run: {cfg.source}, {size} MPI rank(s), "
           f"{size // s.ranks_per_replica} replica group(s) x {s.ranks_per_replica} slab rank(s)")
     print(f"# stages: {', '.join(stages)}; output: {cfg.output_dir}")
+    for note in cfg.resolved:
+        print(f"# {note}")
     print(f"# sample: {chains} chains of {lay.L}^{lay.dims}, "
           f"{s.thermalize + s.samples * s.thin} sweeps each; samples.h5 configs "
           f"{lay.leading + lay.lattice} {lay.config_dtype.__name__} "
@@ -116,6 +118,8 @@ def _run(cfg, stages, args, world, log) -> int:
         comms = Comms(world, cfg.sample.ranks_per_replica, cfg.run.device)
         device = comms.setup_device()
         log.info(f"hpc_rg {__version__}: {cfg.source} on {comms.size} rank(s), device {device}")
+        for note in cfg.resolved:
+            log.info(note)
         run_pipeline(cfg, comms, stages, stop, args.resume, device,
                      explicit=args.stage != "all")
     except StoppedBySignal as e:  # collective decision: every rank gets here

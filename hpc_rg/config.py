@@ -14,7 +14,7 @@ import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 
@@ -28,6 +28,8 @@ ALGORITHMS = {
 }
 CLUSTER_ALGORITHMS = ("wolff", "swendsen_wang")
 STAGES = ("sample", "train", "upscale", "analyze")
+#: an integer key that may also be ``auto`` (resolved when the rank count is known)
+IntOrAuto = Union[int, Literal["auto"]]
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ class SampleConfig:
     algorithm: str = "metropolis"
     tempering: TemperingConfig = field(default_factory=TemperingConfig)
     ranks_per_replica: int = 1  #: slab domain decomposition along the first lattice axis
-    chains: int = 1  #: independent Markov chains per temperature (clean models)
+    chains: IntOrAuto = "auto"  #: chains per temperature (clean models); auto: fill the ranks
     thermalize: int = 1000  #: sweeps before the first kept configuration
     samples: int = 1000  #: configurations kept per chain
     thin: int = 10  #: sweeps between kept configurations
@@ -130,7 +132,7 @@ class SampleConfig:
     metropolis_width: float = 1.0  #: phi4 Metropolis proposal half-width
     hmc: HmcConfig = field(default_factory=HmcConfig)
     langevin: LangevinConfig = field(default_factory=LangevinConfig)
-    kernel: Literal["torch", "compiled"] = "torch"  #: checkerboard kernel implementation
+    kernel: Literal["auto", "torch", "compiled"] = "auto"  #: checkerboard kernel (auto: fastest here)
     #: Monte Carlo also at these sizes (same temperatures, chains, samples): the L/2
     #: ensemble fixes the temperature rescaling; 2L, 4L are references for validation
     reference_sizes: tuple[int, ...] = ()
@@ -245,6 +247,7 @@ class AnalyzeConfig:
     two_point_r: tuple[int, ...] = ()  #: distances of G(r) (empty: 1 .. L/2)
     jackknife_bins: int = 0  #: blocks for clean models (0: ~32, a multiple of the chains)
     exponents: bool = True  #: finite-size-scaling fits over the sizes (>= 2 sizes)
+    plots: bool = True  #: PNGs of every plot kind that applies (tools/plot) in run.output/plots
 
 
 @dataclass(frozen=True)
@@ -260,6 +263,8 @@ class Config:
     source: str = "<memory>"
     #: sections written in the deck; ``--stage all`` runs sample plus the stages given
     present: tuple[str, ...] = ()
+    #: how ``auto`` values were resolved, one sentence each (dry run, log)
+    resolved: tuple[str, ...] = ()
 
     @property
     def output_dir(self) -> Path:
@@ -274,6 +279,7 @@ class Config:
         d = dataclasses.asdict(self)
         d.pop("source")
         d.pop("present")
+        d.pop("resolved")
         return d
 
     def to_yaml(self) -> str:
@@ -328,6 +334,7 @@ def load_config(path, overrides=(), world_size: int | None = None) -> Config:
         _apply_override(raw, item, where, problems)
     cfg = _build_config(raw, where, problems)
     if cfg is not None:
+        cfg = resolve_auto(cfg, world_size)
         validate(cfg, problems, world_size)
     if problems:
         raise ConfigError(problems)
@@ -339,10 +346,42 @@ def config_from_dict(raw: dict, where="<memory>", world_size=None) -> Config:
     problems: list[str] = []
     cfg = _build_config(dict(raw), where, problems)
     if cfg is not None:
+        cfg = resolve_auto(cfg, world_size)
         validate(cfg, problems, world_size)
     if problems:
         raise ConfigError(problems)
     return cfg
+
+
+def resolve_auto(cfg: Config, world_size: int | None) -> Config:
+    """``cfg`` with ``sample.chains: auto`` replaced by a number of chains per grid point.
+
+    auto is the smallest count that gives every replica group of a ``world_size``-rank job
+    at least one chain, ``ceil(groups / grid points)`` (1 when the ranks are unknown, for
+    Edwards-Anderson, whose unit is the disorder sample, and when there are at least as
+    many grid points as groups -- so a deck that ran before gives the same chains, and
+    the same results on every rank count, as before).
+    """
+    s = cfg.sample
+    if s.chains != "auto":
+        return cfg
+    points = len(cfg.parameter_grid)
+    groups = 1
+    if world_size is not None and s.ranks_per_replica >= 1:
+        groups = max(1, world_size // s.ranks_per_replica)
+    chains = 1
+    if cfg.model.name != "edwards_anderson" and points:
+        chains = max(1, -(-groups // points))
+    note = ()
+    if cfg.model.name != "edwards_anderson":
+        why = (f"{groups} replica group(s), {points} "
+               f"{'coupling' if cfg.model.name == 'phi4' else 'temperature'}(s)")
+        caution = "" if chains == 1 else (
+            "; another rank count may resolve to other chains and other numbers: set "
+            f"sample.chains: {chains} to keep them")
+        note = (f"sample.chains: auto -> {chains} chain(s) per grid point ({why}){caution}",)
+    return dataclasses.replace(cfg, sample=dataclasses.replace(s, chains=chains),
+                               resolved=cfg.resolved + note)
 
 
 def _apply_override(raw: dict, item: str, where: str, problems: list[str]) -> None:
@@ -473,6 +512,14 @@ def _convert(tp, value, key: str, problems: list[str]):
                             f"or a mapping {{min, max, count, spacing: linear|geometric}}")
             return _BAD
         return tuple(float(v) for v in value)
+    if tp == IntOrAuto:
+        if value == "auto":
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                isinstance(value, float) and not value.is_integer()):
+            problems.append(f"{key}={_show(value)}: expected an integer or auto")
+            return _BAD
+        return int(value)
     if tp is bool:
         if not isinstance(value, bool):
             problems.append(f"{key}={_show(value)}: expected true or false")
@@ -558,8 +605,9 @@ def validate(cfg: Config, problems: list[str], world_size: int | None = None) ->
                             f"use sample.couplings (kappa for parametrization bauer, "
                             f"mu2 for bachtis)")
         if not s.couplings:
-            problems.append(f"{w}: sample.couplings: missing; phi4 needs a list or "
-                            f"{{min, max, count}} of {'kappa' if m.parametrization == 'bauer' else 'mu2'}")
+            problems.append(f"{w}: sample.couplings: required for model phi4; give a list or "
+                            f"{{min, max, count}} of {'kappa' if m.parametrization == 'bauer' else 'mu2'} "
+                            f"(parametrization {m.parametrization})")
         if m.lam < 0:
             problems.append(f"{w}: model.lam={m.lam}: must be >= 0")
     else:
@@ -567,8 +615,8 @@ def validate(cfg: Config, problems: list[str], world_size: int | None = None) ->
             problems.append(f"{w}: sample.couplings: only for model phi4; "
                             f"{m.name} takes sample.temperatures")
         if not s.temperatures:
-            problems.append(f"{w}: sample.temperatures: missing; give a list or "
-                            f"{{min, max, count, spacing}}")
+            problems.append(f"{w}: sample.temperatures: required for model {m.name}; give a "
+                            f"list or {{min, max, count, spacing}}")
         elif min(s.temperatures) <= 0:
             problems.append(f"{w}: sample.temperatures={list(s.temperatures)}: "
                             f"temperatures must be > 0")
@@ -628,19 +676,20 @@ def validate(cfg: Config, problems: list[str], world_size: int | None = None) ->
     _validate_analyze(cfg, problems)
     if r.progress_seconds < 0:
         problems.append(f"{w}: run.progress_seconds={r.progress_seconds}: must be >= 0")
-    if world_size is not None and s.ranks_per_replica >= 1:
+    units = work_units(cfg)
+    if world_size is not None and s.ranks_per_replica >= 1 and units >= 1:
+        # units < 1 (no grid, no disorder samples) is reported above, by the key at fault
         if world_size % s.ranks_per_replica:
             problems.append(f"{w}: sample.ranks_per_replica={s.ranks_per_replica} does not "
                             f"divide the {world_size} MPI ranks of this job")
         else:
             groups = world_size // s.ranks_per_replica
-            units = work_units(cfg)
             if groups > units:
                 problems.append(f"{w}: {world_size} MPI ranks make {groups} replica groups but "
                                 f"the sample stage has only {units} "
                                 f"{'disorder samples' if m.name == 'edwards_anderson' else 'independent chains'}"
                                 f"; use at most {units * s.ranks_per_replica} ranks, more "
-                                f"{'model.disorder_samples' if m.name == 'edwards_anderson' else 'sample.chains or temperatures'}"
+                                f"{'model.disorder_samples' if m.name == 'edwards_anderson' else 'sample.chains (or sample.chains: auto) or temperatures'}"
                                 f", or a larger sample.ranks_per_replica")
 
 

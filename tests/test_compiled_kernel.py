@@ -310,3 +310,80 @@ def test_ensemble_compiled_slabs_equal_torch(lib, case):
         assert np.array_equal(_gather_slabs(dec, comms), ref.configs())
         assert np.array_equal(dec.temp_index, ref.temp_index)
     comms.free()
+
+
+# =========================================================================== kernel: auto
+def test_auto_is_the_default_and_runs_the_compiled_kernel(lib):
+    cfg = make_cfg(kernel=None)  # no kernel key: the deck default
+    assert cfg.sample.kernel == "auto"
+    e = self_ensemble(cfg)
+    assert e.kernel == "compiled" and e._kernel is not None
+    assert "bit-identical" in e.kernel_reason
+
+
+@pytest.mark.parametrize("requested, model, algorithm, device, why", [
+    ("auto", "phi4", "metropolis", "cpu", "the compiled kernel is for ising/edwards_anderson"),
+    ("auto", "ising", "wolff", "cpu", "this run is ising with wolff"),
+    ("torch", "ising", "metropolis", "cpu", "sample.kernel: torch"),
+    ("auto", "ising", "metropolis", "cuda", "CPU-only")])
+def test_auto_chooses_torch_where_the_compiled_kernel_does_not_apply(requested, model, algorithm,
+                                                                      device, why):
+    kernel, reason = compiled.choose_kernel(requested, model, algorithm, device)
+    assert kernel == "torch" and why in reason
+
+
+def test_auto_without_compiler_runs_torch_quietly_and_says_why(monkeypatch, tmp_path):
+    monkeypatch.setattr(compiled, "_STATE", {})
+    monkeypatch.setenv("HPC_RG_KERNEL_CACHE", str(tmp_path))
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    case = ENSEMBLE_CASES[0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        e = self_ensemble(make_cfg(**case, kernel="auto"))
+    assert e._kernel is None and e.kernel == "torch" and "no C++ compiler" in e.kernel_reason
+    assert not [w for w in caught if "kernel" in str(w.message)]  # auto: no warning
+
+
+_COUNTING_CXX = """#!/bin/sh
+case "$*" in *-shared*) echo compile >> {log} ;; esac
+exec g++ "$@"
+"""
+
+
+def _counting_compiler(tmp_path):
+    """A g++ wrapper that logs every compile (its own cache key: a fresh build)."""
+    log = tmp_path / "compiles.log"
+    cxx = tmp_path / "counting-g++"
+    cxx.write_text(_COUNTING_CXX.format(log=log))
+    cxx.chmod(0o755)
+    return cxx, log
+
+
+def _read_only_home_env(tmp_path, cxx):
+    """Environment whose ~/.cache cannot be created (its parent is a file, which even root
+    cannot write into) and whose TMPDIR is fresh."""
+    blocker = tmp_path / "home-is-read-only"
+    blocker.write_text("")
+    env = {k: v for k, v in os.environ.items() if k != "HPC_RG_KERNEL_CACHE"}
+    env.update(XDG_CACHE_HOME=str(blocker / "cache"), TMPDIR=str(tmp_path / "tmp"), CXX=str(cxx))
+    (tmp_path / "tmp").mkdir()
+    return env
+
+
+def test_read_only_home_and_concurrent_processes_build_once(lib, tmp_path):
+    """Three processes start at once with an unwritable home cache: the library goes to the
+    per-user temporary cache, is compiled exactly once (file lock), and all three load it."""
+    import subprocess
+    import sys
+    cxx, log = _counting_compiler(tmp_path)
+    env = _read_only_home_env(tmp_path, cxx)
+    code = "from hpc_rg.mc import compiled; print(compiled._build())"
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    paths = {o.strip() for o, _ in outs}
+    assert len(paths) == 1
+    (path,) = paths
+    assert path.startswith(str(tmp_path / "tmp" / f"hpc_rg-kernels-{os.getuid()}"))
+    assert log.read_text().split() == ["compile"]

@@ -87,8 +87,56 @@ def test_cluster_with_decomposition(write_yaml):
 
 
 def test_more_ranks_than_work(write_yaml):
-    (p,) = problems(write_yaml, GOOD, world_size=4)
+    (p,) = problems(write_yaml, GOOD.replace("thin: 1", "thin: 1, chains: 1"), world_size=4)
     assert "4 MPI ranks make 4 replica groups but the sample stage has only 2 independent chains" in p
+    assert "sample.chains: auto" in p  # the way out is named
+
+
+@pytest.mark.parametrize("temps, ranks, rpr, chains", [
+    ("[2.0]", 2, 1, 2), ("[2.0]", 1, 1, 1), ("[2.0]", None, 1, 1), ("[2.0, 3.0]", 4, 1, 2),
+    ("[2.0, 3.0]", 3, 1, 2), ("[2.0, 2.2, 2.4]", 2, 1, 1), ("[2.0]", 4, 2, 2), ("[2.0]", 256, 1, 256)])
+def test_chains_auto_fills_the_replica_groups(write_yaml, temps, ranks, rpr, chains):
+    """Default chains: auto -> ceil(groups / grid points): every group has work, and a deck
+    with at least as many temperatures as groups keeps the one chain it always had."""
+    text = GOOD.replace("[2.0, 3.0]", temps).replace("thin: 1", f"thin: 1, ranks_per_replica: {rpr}")
+    cfg = load_config(write_yaml(text), world_size=ranks)
+    assert cfg.sample.chains == chains
+    (note,) = cfg.resolved
+    assert note.startswith(f"sample.chains: auto -> {chains} chain(s) per grid point")
+    assert ("set sample.chains" in note) == (chains > 1)
+    explicit = load_config(write_yaml(text.replace("thin: 1,", "thin: 1, chains: 3,")))
+    assert explicit.sample.chains == 3 and explicit.resolved == ()
+
+
+def test_chains_auto_is_not_for_edwards_anderson_and_bad_values_are_named(write_yaml):
+    ea = GOOD.replace("model: {name: ising, dims: 2}",
+                      "model: {name: edwards_anderson, dims: 3, disorder_samples: 4}")
+    cfg = load_config(write_yaml(ea), world_size=4)
+    assert cfg.sample.chains == 1 and cfg.resolved == ()
+    (p,) = problems(write_yaml, GOOD.replace("thin: 1", "thin: 1, chains: many"))
+    assert "sample.chains=many: expected an integer or auto" in p
+    (p,) = problems(write_yaml, GOOD.replace("thin: 1", "thin: 1, chains: 0"), world_size=2)
+    assert "sample.chains=0: must be >= 1" in p  # and no "0 independent chains" line
+
+
+@pytest.mark.parametrize("ranks", [None, 1, 2, 8])
+def test_missing_grid_is_named_not_the_rank_count(write_yaml, ranks):
+    """A deck without its grid gets exactly the line that names the missing key, on any rank
+    count (before: "... has only 0 independent chains; use at most 0 ranks")."""
+    phi4 = GOOD.replace("model: {name: ising, dims: 2}", "model: {name: phi4, dims: 2, lam: 0.02}") \
+        .replace("temperatures: [2.0, 3.0], ", "")
+    (p,) = problems(write_yaml, phi4, world_size=ranks)
+    assert "sample.couplings: required for model phi4" in p and "kappa" in p
+    for model in ("ising", "edwards_anderson"):
+        text = GOOD.replace("name: ising", f"name: {model}").replace("dims: 2", "dims: 3") \
+            .replace("temperatures: [2.0, 3.0], ", "").replace("dims: 3}", "dims: 3, disorder_samples: 8}"
+                                                                if model == "edwards_anderson" else "dims: 3}")
+        (p,) = problems(write_yaml, text, world_size=ranks)
+        assert f"sample.temperatures: required for model {model}" in p
+    ea0 = GOOD.replace("model: {name: ising, dims: 2}",
+                       "model: {name: edwards_anderson, dims: 3, disorder_samples: 0}")
+    (p,) = problems(write_yaml, ea0, world_size=ranks)
+    assert "model.disorder_samples=0: need >= 1" in p
 
 
 def test_ranks_not_multiple_of_slab(write_yaml):
@@ -100,7 +148,7 @@ def test_phi4_needs_couplings(write_yaml):
     text = GOOD.replace("model: {name: ising, dims: 2}", "model: {name: phi4, dims: 2, lam: 0.02}")
     ps = problems(write_yaml, text)
     assert any("sample.temperatures: phi4 takes a coupling grid instead" in p for p in ps)
-    assert any("sample.couplings: missing" in p for p in ps)
+    assert any("sample.couplings: required for model phi4" in p for p in ps)
 
 
 def test_tempering_needs_two_temperatures(write_yaml):

@@ -20,10 +20,13 @@ from hpc_rg.parallel.comms import Comms
 
 def make_cfg(model="ising", dims=2, L=8, temps=(2.0, 2.5), algorithm="metropolis",
              pt=False, every=1, chains=1, seed=7, model_extra=None, sample_extra=None,
-             rpr=1):
+             rpr=1, kernel="torch"):
+    """A config for the sampler tests; ``kernel`` torch by default (the reference kernel the
+    compiled one is compared with), None for the deck default (auto)."""
     m = {"name": model, "dims": dims, **(model_extra or {})}
     s = {"L": L, "algorithm": algorithm, "ranks_per_replica": rpr,
-         "tempering": {"enabled": pt, "every": every}, **(sample_extra or {})}
+         "tempering": {"enabled": pt, "every": every}, **({"kernel": kernel} if kernel else {}),
+         **(sample_extra or {})}
     if model == "phi4":
         s["couplings"] = list(temps)
     else:

@@ -158,7 +158,9 @@ def write_csv(path, tables: list[GroupTable]) -> None:
 
 def format_tables(tables: list[GroupTable], max_r: int = 0) -> str:
     """Human-readable tables: one block per group, value(error) columns, G at L/4 and L/2."""
+    from ..rg.flow import OUTSIDE_FLOW_NOTE, format_flow_value
     out = []
+    outside = False
     for t in tables:
         head = (f"# {t.label} /L{t.L}: {t.model} {t.dims}D, {t.source}, "
                 f"{int(t.n_configs[0]) if len(t.n_configs) else 0} samples per "
@@ -173,11 +175,16 @@ def format_tables(tables: list[GroupTable], max_r: int = 0) -> str:
         header += [f"G({r})" for r in gcols]
         rows = []
         for i, T in enumerate(t.grid):
-            row = [f"{T:.5g}"] + ([f"{t.nominal[i]:.5g}"] if t.nominal is not None else [])
-            row += [_fmt(t.values[k][i], t.errors[k][i]) for k in t.values]
+            off = not np.isfinite(T)
+            outside |= off
+            row = [format_flow_value(T)] + ([f"{t.nominal[i]:.5g}"] if t.nominal is not None else [])
+            row += ["-" if off and not np.isfinite(t.values[k][i]) else
+                    _fmt(t.values[k][i], t.errors[k][i]) for k in t.values]
             for r in gcols:
                 v, e = t.two_point_at(r)
                 row.append(_fmt(v[i], e[i]))
             rows.append(row)
         out.append(head + "\n" + format_table(header, rows))
+    if outside:
+        out.append(f"# {OUTSIDE_FLOW_NOTE}; observables that need T (chi, C) are left out ('-')")
     return "\n\n".join(out)

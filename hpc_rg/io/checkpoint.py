@@ -9,23 +9,92 @@ A checkpoint is written to ``<name>.tmp``, fsync'ed, renamed over its final name
 directory fsync'ed, so a file under the final name is always complete (also after SIGKILL
 or a power cut). Callers write and flush their data *before* saving the checkpoint that
 says it is done. Leftover ``.tmp`` files of a killed job are ignored and removed.
+
+Checkpoints hold tensors and plain data only (dict, list, tuple, str, int, float, bool,
+None; NumPy arrays are stored as tensors and given back as arrays) and are read with
+``torch.load(..., weights_only=True)``: a run directory copied from elsewhere cannot make
+``--resume`` execute code. A file holding any other pickled object is refused with one line.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import re
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import HpcRgError, InputFileError, OutputError
 from .writer import fsync_path, is_io_failure, os_error_reason
 
 
+_NDARRAY = "__ndarray__"  #: tag of a NumPy array stored as a tensor
+
+
+def to_plain(obj):
+    """``obj`` with NumPy arrays and scalars turned into tensors and Python numbers.
+
+    Raises TypeError for anything ``weights_only`` loading would refuse (a bug in the
+    caller: state must be tensors and plain data).
+    """
+    if obj is None or isinstance(obj, (bool, int, float, str, torch.Tensor)):
+        return obj
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in "biuf":
+            raise TypeError(f"checkpoint state holds a NumPy array of dtype {obj.dtype}")
+        return {_NDARRAY: torch.from_numpy(np.array(obj, order="C", copy=True))}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(to_plain(v) for v in obj)
+    raise TypeError(f"checkpoint state holds a {type(obj).__name__}; store tensors and plain "
+                    f"data (dict, list, tuple, numbers, str, NumPy arrays)")
+
+
+def from_plain(obj):
+    """Inverse of :func:`to_plain` (tagged tensors back to NumPy arrays)."""
+    if isinstance(obj, dict):
+        if len(obj) == 1 and _NDARRAY in obj:
+            return obj[_NDARRAY].numpy()
+        return {k: from_plain(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [from_plain(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(from_plain(v) for v in obj)
+    return obj
+
+
+def load_plain(path):
+    """Read a file of :func:`atomic_torch_save` with ``weights_only=True``; returns the state.
+
+    Raises
+    ------
+    pickle.UnpicklingError
+        The file holds a pickled object other than tensors and plain data (refused,
+        nothing of it runs).
+    """
+    return from_plain(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, pickle.UnpicklingError):
+        return ("it holds pickled Python objects besides tensors and plain data, which hpc_rg "
+                "refuses to load because loading them could run code")
+    text = str(exc).splitlines()[0][:120] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"
+
+
 def atomic_torch_save(obj, path) -> None:
-    """``torch.save`` to ``path.tmp``, fsync, ``os.replace`` onto ``path``, fsync the dir."""
+    """``torch.save`` of :func:`to_plain` ``(obj)`` to ``path.tmp``, fsync, ``os.replace``
+    onto ``path``, fsync the dir."""
     path = Path(path)
+    obj = to_plain(obj)
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "wb") as fh:  # Python file: failures are OSError with an errno
@@ -85,9 +154,9 @@ class RankCheckpoints:
                              f"with a different number of ranks? Resume with the same layout")
         problem = None
         try:
-            state = torch.load(self._path(common), weights_only=False)
-        except Exception as e:  # truncated or foreign file: never resume from it silently
-            state, problem = None, f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+            state = load_plain(self._path(common))
+        except Exception as e:  # truncated, foreign or pickled file: never resume from it
+            state, problem = None, _reason(e)
         bad = self.comm.allreduce(problem is not None, op=_max_op())
         if bad:
             where = self._path(common) if problem else self.root

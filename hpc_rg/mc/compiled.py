@@ -23,9 +23,15 @@ Build: on first use ``g++`` (or ``$CXX``) compiles the kernel for the instructio
 torch's own CPU kernels (``torch.backends.cpu.get_cpu_capability()``: AVX2 or AVX512),
 against torch's bundled SLEEF: 16 s on the development VM (2 cores, both busy with other
 jobs), once per machine; later processes load it in ~10 ms from the cache
-``$HPC_RG_KERNEL_CACHE`` (default ``~/.cache/hpc_rg/kernels``), keyed by a hash of source,
-flags, compiler and torch version. Concurrent ranks wait on a file lock instead of compiling the same file. The one
-library serves every lattice shape, model and rule. CPU only.
+``$HPC_RG_KERNEL_CACHE`` (default ``~/.cache/hpc_rg/kernels``, or a per-user directory
+under the system temporary directory when the home is read-only), keyed by a hash of
+source, flags, compiler and torch version. Under MPI, :func:`build_once` lets rank 0 build
+while the others wait at a barrier; processes that still meet an unbuilt library wait on a
+file lock instead of compiling the same file. The one library serves every lattice shape,
+model and rule. CPU only.
+
+``sample.kernel: auto`` (the default) takes this kernel wherever it can run
+(:func:`choose_kernel`), else the torch kernel, and says which and why.
 
 Threads: chains are split over ``torch.get_num_threads()`` Python threads (the kernel
 releases the GIL); one thread per MPI rank is the usual setting.
@@ -33,12 +39,14 @@ releases the GIL); one thread per MPI rank is the usual setting.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
 import hashlib
 import math
 import os
 import subprocess
+import tempfile
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -50,7 +58,7 @@ from hpc_rg.models.lattice import parity, per_chain
 from hpc_rg.rng import _M32, _hi32, _lo32, _mix32_, _to_i32, mix32
 
 __all__ = ["CompiledCheckerboard", "KernelUnavailable", "compiled_or_none", "aten_scalar_ranges",
-           "chain_key_parts", "pack_couplings", "load_library"]
+           "chain_key_parts", "pack_couplings", "load_library", "choose_kernel", "build_once"]
 
 SOURCE = Path(__file__).with_name("checkerboard_kernel.cpp")
 RULES = ("metropolis", "heatbath")
@@ -82,12 +90,49 @@ _LOCK = threading.Lock()
 _STATE: dict = {}
 
 
-def _cache_dir() -> Path:
+def _cache_dirs() -> list[Path]:
+    """Where the built library may live, in order of preference.
+
+    ``$HPC_RG_KERNEL_CACHE`` alone when set (a shared filesystem on a cluster: one build
+    for every node); else ``$XDG_CACHE_HOME`` or ``~/.cache`` (``hpc_rg/kernels`` inside),
+    then a per-user directory in the system temporary directory for a read-only home.
+    """
     env = os.environ.get("HPC_RG_KERNEL_CACHE")
     if env:
-        return Path(env)
+        return [Path(env)]
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "hpc_rg" / "kernels"
+    tmp = Path(tempfile.gettempdir()) / f"hpc_rg-kernels-{os.getuid()}"
+    return [Path(base) / "hpc_rg" / "kernels", tmp]
+
+
+def _writable_dir(path: Path) -> bool:
+    """Create ``path`` if needed; True when a file can be created in it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".probe.{os.getpid()}.{threading.get_ident()}"
+        probe.touch()
+        probe.unlink()
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path):
+    """An exclusive ``flock`` on ``lock_path`` (one builder per library file); where the
+    filesystem refuses locks the build goes ahead unlocked -- it is written to a private
+    temporary name and renamed, so concurrent builders cannot corrupt it."""
+    try:
+        fh = open(lock_path, "w")
+    except OSError:
+        yield
+        return
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        yield
 
 
 def _build() -> Path:
@@ -107,14 +152,19 @@ def _build() -> Path:
         raise KernelUnavailable(f"no C++ compiler {cxx!r} ({exc.__class__.__name__})") from None
     flags = _FLAGS + _ISA_FLAGS[cap]
     tag = "\0".join([SOURCE.read_text(), " ".join(flags), cxx, version, torch.__version__, cap])
-    out = _cache_dir() / f"checkerboard-{hashlib.sha256(tag.encode()).hexdigest()[:16]}.so"
-    if out.exists():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one rank compiles, the others wait and reuse it
+    name = f"checkerboard-{hashlib.sha256(tag.encode()).hexdigest()[:16]}.so"
+    dirs = _cache_dirs()
+    for d in dirs:  # already built (also in a cache we cannot write to)
+        if (d / name).exists():
+            return d / name
+    usable = next((d for d in dirs if _writable_dir(d)), None)
+    if usable is None:
+        raise KernelUnavailable(f"no writable kernel cache ({', '.join(map(str, dirs))}); set "
+                                f"HPC_RG_KERNEL_CACHE to a writable directory")
+    out = usable / name
+    with _exclusive(out.with_suffix(".lock")):  # one process compiles, the others wait and reuse it
         if not out.exists():
-            tmp = out.with_suffix(f".{os.getpid()}.tmp")
+            tmp = out.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
             cmd = [cxx, *flags, f"-I{inc}", str(SOURCE), "-o", str(tmp), f"-L{lib}", "-ltorch_cpu",
                    f"-Wl,-rpath,{lib}"]
             res = subprocess.run(cmd, capture_output=True, text=True)
@@ -392,3 +442,41 @@ def compiled_or_none(device="cpu", **kwargs):
         warnings.warn(f"sample.kernel=compiled: {exc}; using the torch kernel", RuntimeWarning,
                       stacklevel=2)
         return None
+
+
+def choose_kernel(requested: str, model: str, algorithm: str, device="cpu") -> tuple[str, str]:
+    """The checkerboard kernel a sampler runs for ``sample.kernel = requested``.
+
+    Returns ``(kernel, why)``: ``kernel`` is ``"compiled"`` or ``"torch"``, ``why`` one
+    clause for the log. ``auto`` takes the compiled kernel whenever it applies (a +-1 spin
+    model with Metropolis or heat bath, chains on the CPU, a C++ compiler and AVX2/AVX-512
+    here); ``compiled`` insists (a warning when it cannot run, see :func:`compiled_or_none`);
+    ``torch`` never builds anything.
+    """
+    if model not in MODELS or algorithm not in RULES:
+        return "torch", (f"the compiled kernel is for {'/'.join(MODELS)} with "
+                         f"{' or '.join(RULES)}, this run is {model} with {algorithm}")
+    if requested == "torch":
+        return "torch", "sample.kernel: torch"
+    if torch.device(device).type != "cpu":
+        return "torch", f"the chains live on {device} and the compiled kernel is CPU-only"
+    try:
+        lib = load_library()
+    except KernelUnavailable as exc:
+        return "torch", str(exc)
+    width = int(lib.hpc_rg_vector_width())
+    return "compiled", (f"fused C++ kernel, {torch.backends.cpu.get_cpu_capability()} "
+                        f"({width} spins per vector), bit-identical to the torch kernel")
+
+
+def build_once(comm) -> None:
+    """Collective over ``comm``: rank 0 builds (or finds) the library, then a barrier, then
+    every other rank loads it -- on a shared cache directory one compile serves all ranks,
+    with node-local caches one per node (the file lock). A failure is remembered per
+    process and reported by :func:`choose_kernel`, never raised here."""
+    if comm.Get_rank() == 0:
+        try:
+            load_library()
+        except KernelUnavailable:
+            pass
+    comm.Barrier()

@@ -186,12 +186,19 @@ class Ensemble:
                 self._J = self._J_int = J.contiguous()
 
         # ---------------------------------------------------------- compiled kernel
-        self._kernel = None  # sample.kernel: compiled -> fused C++ sweep, bit-identical
-        if s.kernel == "compiled" and self.model != "phi4" and self.algorithm in cb.RULES:
+        self._kernel = None  # sample.kernel: auto/compiled -> fused C++ sweep, bit-identical
+        if s.kernel == "auto":
+            self.kernel, self.kernel_reason = compiled.choose_kernel(s.kernel, self.model,
+                                                                     self.algorithm, dev)
+        else:
+            self.kernel, self.kernel_reason = s.kernel, f"sample.kernel: {s.kernel}"
+        if self.kernel == "compiled" and self.model != "phi4" and self.algorithm in cb.RULES:
             self._kernel = compiled.compiled_or_none(
                 device=dev, rule=self.algorithm, global_shape=(self.L,) * self.dims,
                 seed=self._rng.seed, chain_ids=self.chain_ids, x0=self.x0, n0=Lx,
                 model=self.model, J=m.J, h=m.h, couplings=Jd, coupling_index=local_d)
+            if self._kernel is None:
+                self.kernel, self.kernel_reason = "torch", "the compiled kernel is unavailable"
 
         # ---------------------------------------------------------- tempering
         tcfg = s.tempering

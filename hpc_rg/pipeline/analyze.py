@@ -5,8 +5,9 @@ group of the run's ``samples.h5`` and ``upscaled.h5`` (whichever exist; ``analyz
 restricts them), collectively over the world (each rank reads its share of the
 configurations, block sums are reduced), optionally fits the finite-size-scaling exponents
 (:mod:`hpc_rg.analysis.fss`; a size in both files is taken from ``samples.h5``), and rank 0
-writes ``analysis.h5`` (``.partial`` then renamed; layout in :mod:`hpc_rg.analysis.report`)
-and logs the tables. No checkpoints: an interrupted analysis starts again.
+writes ``analysis.h5`` (``.partial`` then renamed; layout in :mod:`hpc_rg.analysis.report`),
+logs the tables and, with ``analyze.plots``, writes the PNGs of ``tools/plot`` to
+``run.output/plots/`` and says where they are. No checkpoints: an interrupted analysis starts again.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from ..io import schema
 from ..io.provenance import provenance
 
 log = logging.getLogger("hpc_rg")
+
+PLOTS_DIR = "plots"  #: PNGs of the analyze stage, inside run.output
 
 
 def run_analyze(cfg, comms, stop, resume: bool, device) -> None:
@@ -70,4 +73,26 @@ def run_analyze(cfg, comms, stop, resume: bool, device) -> None:
         if exps:
             text += "\n\n# finite-size scaling\n" + format_exponents(exps)
         log.info(f"[analyze] wrote {final}\n{text}")
+        if a.plots:
+            _write_plots(files, out / PLOTS_DIR)
     comms.world.Barrier()
+
+
+def _write_plots(files, plot_dir) -> None:
+    """Every plot kind of ``tools/plot`` that applies to ``files``, into ``plot_dir``
+    (rank 0); says where they are. Without matplotlib: one warning, no plots."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        log.warning("[analyze] matplotlib is not installed: no plots (pip install matplotlib, "
+                    "or analyze.plots: false)")
+        return
+    from ..tools.plot import make_plots, open_inputs
+
+    inp = open_inputs(files)
+    try:
+        paths = make_plots(inp, plot_dir, echo=False)
+    finally:
+        inp.close()
+    names = ", ".join(p.name if hasattr(p, "name") else str(p).rsplit("/", 1)[-1] for p in paths)
+    log.info(f"[analyze] {len(paths)} plot(s) in {plot_dir}/: {names}")

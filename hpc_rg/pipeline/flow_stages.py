@@ -60,7 +60,7 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
 
     from ..flows.modelfile import FlowBank, flow_spec, save_flow_model
     from ..flows.train import FlowLoopState, FlowTrainer, LevelObjective
-    from ..io.checkpoint import atomic_torch_save
+    from ..io.checkpoint import atomic_torch_save, load_plain
     from ..parallel.torch_dist import process_group
     from ..rng import derive_seed, torch_generator
     from ..superres.ensemble_io import ensemble_size, grid, read_runs, take_share
@@ -104,7 +104,7 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
     history, done, coarse_kappas, fine_kappas = [], 0, None, None
     levels_path = root / LEVELS_FILE
     if resume and comms.bcast_root(levels_path.is_file()):
-        blob = torch.load(levels_path, map_location="cpu", weights_only=True)
+        blob = load_plain(levels_path)
         bank.load_state_dict(blob["state_dict"])
         done, history = int(blob["done"]), [tuple(h) for h in blob["history"]]
         coarse_kappas = blob.get("coarse_couplings")

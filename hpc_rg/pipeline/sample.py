@@ -62,6 +62,7 @@ def size_config(cfg, L: int):
 
 def run_sample(cfg, comms, stop, resume: bool, device) -> None:
     """Run the sample stage at every size of ``sample.sizes`` (collective over ``comms.world``)."""
+    _announce_kernel(cfg, comms, device)
     out = cfg.output_dir
     final = out / schema.SAMPLES_FILE
     partial = final.with_name(final.name + schema.PARTIAL_SUFFIX)
@@ -101,6 +102,22 @@ def run_sample(cfg, comms, stop, resume: bool, device) -> None:
 GROUP_ATTR_DONE = "size_complete"
 
 
+def _announce_kernel(cfg, comms, device) -> None:
+    """Build the compiled kernel once (rank 0 first) when it may be used, and log which
+    checkerboard kernel the chains run and why (one line)."""
+    from ..mc import compiled
+
+    s, name = cfg.sample, cfg.model.name
+    applies = name in compiled.MODELS and s.algorithm in compiled.RULES
+    if s.kernel != "torch" and applies and str(device).startswith("cpu"):
+        compiled.build_once(comms.world)
+    if s.algorithm not in compiled.RULES:
+        return  # cluster moves, HMC, Langevin: no checkerboard kernel to choose
+    kernel, why = compiled.choose_kernel(s.kernel, name, s.algorithm, device)
+    if comms.is_root and not (s.kernel == "compiled" and kernel == "torch"):  # that one warns
+        log.info(f"[sample] Monte Carlo kernel: {kernel} ({why})")
+
+
 def _ckpt_name(cfg, L: int) -> str:
     return "sample" if L == cfg.sample.L else f"sample_L{L}"
 
@@ -124,7 +141,7 @@ def _sample_size(cfg, main_cfg, comms, stop, h5, resume: bool, device) -> None:
     if state is not None:
         seq, saved = state
         ens.load_state_dict(saved["ensemble"])
-        buf = saved["buffer"]
+        buf = ChunkBuffer(**saved["buffer"])
         chunks_done = saved["chunks_done"]
         log.info(f"[sample] L={layout.L}: resuming from checkpoint #{seq}: {ens.sweeps_done} "
                  f"sweeps done, {chunks_done} chunks written")
@@ -139,8 +156,8 @@ def _sample_size(cfg, main_cfg, comms, stop, h5, resume: bool, device) -> None:
     def checkpoint():
         nonlocal seq
         seq += 1
-        ckpts.save(seq, {"ensemble": ens.state_dict(), "buffer": buf,
-                         "chunks_done": chunks_done, "layout": layout})
+        ckpts.save(seq, {"ensemble": ens.state_dict(), "buffer": vars(buf),
+                         "chunks_done": chunks_done, "layout": repr(layout)})
 
     def stop_now():
         if stop.requested(comms):

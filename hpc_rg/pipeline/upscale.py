@@ -238,7 +238,9 @@ def _create_file(h5, cfg, comms, model, sizes, temps, N, N_all) -> None:
 
 def _print_summary(path, sizes) -> None:
     import h5py
+    from ..rg.flow import OUTSIDE_FLOW_NOTE, format_flow_value
     lines = []
+    outside = False
     with h5py.File(path, "r") as f:
         for Lp in sizes:
             g = f[schema.size_group(Lp)]
@@ -249,7 +251,9 @@ def _print_summary(path, sizes) -> None:
             cons = g[CONSISTENCY][()]
             e = g[schema.ENERGY][()] if schema.ENERGY in g else None
             for k in range(len(eff)):
-                row = (f"L={Lp:<5d} T_in={nominal[k]:<9.5f} T_eff={eff[k]:<9.5f} "
+                outside |= not np.isfinite(eff[k])
+                row = (f"L={Lp:<5d} T_in={nominal[k]:<9.5f} "
+                       f"T_eff={format_flow_value(eff[k], '.5f'):<9s} "
                        f"<|{'q' if first == schema.OVERLAP else 'm'}|>={m[k].mean():.4f}")
                 if e is not None:
                     row += f" <e>={e[k].mean():.4f}"
@@ -259,4 +263,6 @@ def _print_summary(path, sizes) -> None:
                 log.warning(f"[upscale] L={Lp}: {bad} of {m.size} configurations hold non-finite "
                             f"values (the network diverged under iteration); do not use this "
                             f"level, see docs/validation.md")
+    if outside:
+        lines.append(f"T_eff {OUTSIDE_FLOW_NOTE}")
     log.info("[upscale] levels:\n" + "\n".join(lines))

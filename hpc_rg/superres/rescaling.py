@@ -78,9 +78,14 @@ def measure_flow(cfg, f, L: int, field: str, blocking: str, comms, device) -> Te
         warn(f"[train] temperature flow could not be fitted ({e}); rescaling off. "
                     f"Use a denser temperature grid around T_c")
         return None
-    rows = ", ".join(f"{t:.4f}->{v:.4f}" if ok else f"{t:.4f}->?"
-                     for t, v, ok in zip(flow.T, flow.f, flow.valid))
+    rows = ", ".join(f"{t:.4f}->{v:.4f}" for t, v, ok in zip(flow.T, flow.f, flow.valid) if ok)
+    outside = [f"{t:.4f}" for t, ok in zip(flow.T, flow.valid) if not ok]
     log.info(f"[train] blocking flow f(T) from /L{L} vs /{small}: {rows}")
+    if outside:
+        log.info(f"[train] outside the measured flow (no f(T)): T = {', '.join(outside)}; "
+                 f"the blocked /L{L} observables leave the range of the /{small} Monte Carlo "
+                 f"curve there, so super-resolved levels from these temperatures keep their "
+                 f"nominal temperature; widen the /{small} temperatures to measure them")
     return flow
 
 

@@ -1017,8 +1017,10 @@ def plot_ess(inp, out):
 
 # ---------------------------------------------------------------- driver
 
-def make_plots(inp, out, kinds=("all",), indices=None, config=0, max_configs=2000, verbose=False):
-    """Write the plots of ``kinds`` for ``inp``; returns the PNG paths.
+def make_plots(inp, out, kinds=("all",), indices=None, config=0, max_configs=2000, verbose=False,
+               echo=True):
+    """Write the plots of ``kinds`` for ``inp``; returns the PNG paths (each printed on
+    stdout as it is written when ``echo``).
 
     A kind asked for by name that does not apply (model, missing file or data) raises
     InputFileError; with ``all`` it is skipped (a note on stderr with ``verbose``).
@@ -1056,8 +1058,9 @@ def make_plots(inp, out, kinds=("all",), indices=None, config=0, max_configs=200
             if verbose:
                 print(f"plot: skipped {k}: {e}", file=sys.stderr)
             continue
-        for p in new:
-            print(p, flush=True)
+        if echo:
+            for p in new:
+                print(p, flush=True)
         paths += new
     return paths
 
