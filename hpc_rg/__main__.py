@@ -126,8 +126,12 @@ def _run(cfg, stages, args, world, log) -> int:
         if world.Get_rank() == 0:
             sys.stderr.write(f"hpc_rg: {e}\n")
         return e.exit_code
-    except HpcRgError as e:  # may be raised on one rank only: take the whole job down
-        abort_world(world, f"error: {e}", e.exit_code)
+    except HpcRgError as e:
+        if e.collective:  # every rank raised it alike: say it once, exit cleanly
+            if world.Get_rank() == 0:
+                sys.stderr.write(f"hpc_rg: error: {e}\n")
+            return e.exit_code
+        abort_world(world, f"error: {e}", e.exit_code)  # maybe one rank only: take the job down
     except BaseException as e:  # a bug (or KeyboardInterrupt outside a stage)
         report_bug(world, e)
     finally:

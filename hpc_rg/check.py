@@ -80,6 +80,10 @@ def run_check(out=sys.stdout) -> int:
     else:
         from importlib.metadata import version
         line("deepspeed", version("deepspeed") + " (not imported; used by the train stage)")
+    if importlib.util.find_spec("torch") is not None:
+        from .mc.compiled import choose_kernel
+        kernel, why = choose_kernel("auto", "ising", "metropolis", "cpu")
+        line("MC kernel", f"{kernel} ({why})")  # what sample.kernel: auto runs on the CPU
     if missing:
         print("\nMissing:", file=out)
         for m in missing:

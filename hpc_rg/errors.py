@@ -6,9 +6,21 @@ with ``error.exit_code``; everything else is a bug and aborts the MPI job with a
 
 
 class HpcRgError(Exception):
-    """Base class of user-facing errors."""
+    """Base class of user-facing errors.
+
+    ``collective = True`` marks an error that every rank raises alike (the decision was
+    reduced over the ranks): rank 0 prints it once and every rank exits with its code.
+    Otherwise it may come from one rank only, and that rank takes the whole job down.
+    """
 
     exit_code = 2
+    collective = False
+
+
+def collective(error: HpcRgError) -> HpcRgError:
+    """Mark ``error`` as raised alike on every rank (see :class:`HpcRgError`)."""
+    error.collective = True
+    return error
 
 
 class ConfigError(HpcRgError):

@@ -74,6 +74,7 @@ def test_check_reports_environment():
                        text=True, env=launch_env(), timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "MPI enabled" in r.stdout and "Open MPI" in r.stdout and "deepspeed" in r.stdout
+    assert "MC kernel" in r.stdout
 
 
 @pytest.mark.parametrize("algo", ["metropolis", "heatbath"])

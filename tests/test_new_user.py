@@ -109,3 +109,10 @@ def test_ranks_build_the_kernel_once_with_a_read_only_home(write_yaml, tmp_path)
     assert "[sample] Monte Carlo kernel: compiled" in r.stdout
     assert log.read_text().split() == ["compile"]
     assert list((tmp_path / "tmp" / f"hpc_rg-kernels-{os.getuid()}").glob("checkerboard-*.so"))
+
+
+def test_a_deck_with_upscale_but_no_train_section_trains_first(write_yaml, tmp_path):
+    """Before: sample ran, then 'model.pt: no such model file'. Now train runs with defaults."""
+    deck = write_yaml(ONE_T.format(out=tmp_path / "o") + "upscale: {target_L: 16}\n")
+    r = run_hpc_rg([deck, "--dry-run"])
+    assert r.returncode == 0 and "# stages: sample, train, upscale;" in r.stdout, r.stdout

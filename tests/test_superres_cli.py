@@ -135,6 +135,29 @@ def test_bad_deepspeed_config_is_a_one_line_error(pipeline, tmp_path):
     assert not (out / "model.pt").exists()
 
 
+def test_resume_refuses_a_pickled_training_checkpoint(pipeline, tmp_path):
+    """A copied run whose DeepSpeed checkpoint carries a pickled object (one that would run a
+    shell command): --resume refuses it in one line, and nothing of it runs."""
+    from test_checkpoint_safety import _RunsCode
+    tmp, deck = pipeline
+    out = tmp_path / "o"
+    shutil.copytree(tmp / "out", out)
+    (out / "model.pt").unlink()
+    (out / "upscaled.h5").unlink()
+    ckdir = out / "checkpoints" / "train"
+    tag = (ckdir / "latest").read_text().strip()
+    marker = tmp_path / "code-ran"
+    for f in (ckdir / tag).glob("*.pt"):
+        blob = torch.load(f, weights_only=True)
+        blob["loop"]["payload"] = _RunsCode(marker)
+        torch.save(blob, f)
+    r = run_hpc_rg([deck, "--stage", "train", "--resume", "--set", f"run.output={out}"], nprocs=2)
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if "pickled Python objects" in ln]
+    assert len(lines) == 1 and "could run code" in lines[0] and "Traceback" not in r.stderr
+    assert not marker.exists() and not (out / "model.pt").exists()
+
+
 def test_train_sigterm_then_resume_equals_uninterrupted(pipeline, tmp_path):
     """SIGTERM to both ranks mid-training -> exit 3; --resume gives the same model."""
     tmp, _ = pipeline

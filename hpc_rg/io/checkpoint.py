@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import HpcRgError, InputFileError, OutputError
+from ..errors import HpcRgError, InputFileError, OutputError, collective
 from .writer import fsync_path, is_io_failure, os_error_reason
 
 
@@ -160,9 +160,9 @@ class RankCheckpoints:
         bad = self.comm.allreduce(problem is not None, op=_max_op())
         if bad:
             where = self._path(common) if problem else self.root
-            raise InputFileError(f"{where}: checkpoint {self.stage} #{common} is unreadable "
-                                 f"({problem or 'on another rank'}); delete {self.root} and "
-                                 f"rerun without --resume")
+            raise collective(InputFileError(
+                f"{where}: checkpoint {self.stage} #{common} is unreadable "
+                f"({problem or 'on another rank'}); delete {self.root} and rerun without --resume"))
         return common, state
 
     def clear(self) -> None:

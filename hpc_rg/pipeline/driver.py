@@ -18,10 +18,14 @@ BUILT = ("sample", "train", "upscale", "analyze")
 
 
 def stages_for(request: str, cfg=None) -> tuple[str, ...]:
-    """``all``: sample, then each later stage whose section the deck has (in order)."""
+    """``all``: sample, then each later stage whose section the deck has (in order); a deck
+    with ``upscale:`` but no ``train:`` section trains with the defaults first (there is
+    nothing to upscale with otherwise)."""
     if request != "all":
         return (request,)
-    present = cfg.present if cfg is not None else STAGES
+    present = set(cfg.present if cfg is not None else STAGES)
+    if "upscale" in present:
+        present.add("train")
     return tuple(s for s in STAGES if s == "sample" or s in present)
 
 

@@ -28,7 +28,7 @@ import types
 
 import numpy as np
 
-from ..errors import ConfigError, InputFileError, OutputError, StoppedBySignal
+from ..errors import ConfigError, HpcRgError, InputFileError, OutputError, StoppedBySignal
 from ..io import schema
 from ..io.provenance import provenance
 from .progress import Progress
@@ -156,7 +156,15 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
                 holder.update(engine=engine, optimizer=optimizer, obj=obj)
                 state = FlowLoopState(level=k)
                 if tag is not None:
-                    state = FlowLoopState(**load_checkpoint(engine, ckpt_dir, tag)["loop"])
+                    try:
+                        state = FlowLoopState(**load_checkpoint(engine, ckpt_dir, tag)["loop"])
+                    except HpcRgError as e:  # unreadable on every rank: clean teardown
+                        if not e.collective:
+                            raise
+                        stopped = e.with_traceback(None)
+                        del ir, uv, engine, optimizer, obj
+                        holder.clear()
+                        break
                     log.info(f"[train] level {k + 1}: resuming at step {state.steps}")
                 level_steps = f.retrain_steps if k > 0 and f.retrain_steps else f.steps
                 progress = Progress("train", level_steps, "steps", cfg.run.progress_seconds,

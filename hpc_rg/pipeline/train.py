@@ -14,7 +14,7 @@ import logging
 import numpy as np
 
 from ..config import resolved_blocking
-from ..errors import ConfigError, InputFileError, OutputError, StoppedBySignal
+from ..errors import ConfigError, HpcRgError, InputFileError, OutputError, StoppedBySignal
 from ..io import schema
 from ..io.provenance import provenance
 from .progress import Progress
@@ -111,20 +111,25 @@ def run_train(cfg, comms, stop, resume: bool, device) -> None:
                               f"configuration: {str(e).splitlines()[0][:200]}") from None
         holder.update(engine=engine, optimizer=optimizer)
         state = LoopState()
+        stopped = trainer = None
         if resume_tag is not None:
-            client = load_checkpoint(engine, ckpt_dir, resume_tag)
-            state = LoopState(**client["loop"])
-            log.info(f"[train] resuming at step {state.steps} (epoch {state.epoch})")
-        trainer = Trainer(holder["bank"], train_x, val_x, cfg, blocking, comms, device,
-                          ckpt_dir, stop, progress=None)
-        trainer.progress = Progress("train", trainer.steps_per_epoch * t.epochs, "steps",
-                                    cfg.run.progress_seconds, active=comms.is_root,
-                                    start=state.steps)
-        stopped = None
-        try:
-            state = trainer.run(engine, state)
-        except StoppedBySignal as e:  # collective: tear the group down cleanly, then re-raise
-            stopped = e.with_traceback(None)  # its frames hold the engine and the tensors
+            try:
+                state = LoopState(**load_checkpoint(engine, ckpt_dir, resume_tag)["loop"])
+                log.info(f"[train] resuming at step {state.steps} (epoch {state.epoch})")
+            except HpcRgError as e:  # unreadable on every rank: clean teardown, then re-raise
+                if not e.collective:
+                    raise
+                stopped = e.with_traceback(None)
+        if stopped is None:
+            trainer = Trainer(holder["bank"], train_x, val_x, cfg, blocking, comms, device,
+                              ckpt_dir, stop, progress=None)
+            trainer.progress = Progress("train", trainer.steps_per_epoch * t.epochs, "steps",
+                                        cfg.run.progress_seconds, active=comms.is_root,
+                                        start=state.steps)
+            try:
+                state = trainer.run(engine, state)
+            except StoppedBySignal as e:  # collective: tear the group down cleanly, re-raise
+                stopped = e.with_traceback(None)  # its frames hold the engine and the tensors
         if stopped is None and not state.best_state:
             from ..superres.trainer import _cpu_state
             state.best_state = _cpu_state(engine.module)

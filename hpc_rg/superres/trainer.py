@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import ConfigError, InputFileError, OutputError, StoppedBySignal
+from ..errors import ConfigError, InputFileError, OutputError, StoppedBySignal, collective
 from ..rg.blocking import block
 from ..rng import torch_generator
 from .ensemble_io import coarse_blocking
@@ -283,18 +283,44 @@ def save_checkpoint(engine, ckpt_dir, state, comm) -> None:
         raise OutputError(problem)
 
 
+def _load_weights_only(engine) -> None:
+    """Make DeepSpeed read this engine's checkpoint files with ``weights_only=True`` (its
+    own engine passes False): a copied run directory cannot run code on ``--resume``.
+    Our checkpoints hold tensors, plain data and the loop state only."""
+    import torch
+
+    def load(path, map_location=None):
+        return torch.load(path, map_location=map_location, weights_only=True)
+    engine.checkpoint_engine.load = load
+
+
 def load_checkpoint(engine, ckpt_dir, tag: str) -> dict:
     """Collective: load DeepSpeed checkpoint ``tag``; its client state (a clear error if the
     committed checkpoint cannot be read)."""
+    from ..io.checkpoint import _reason
+    _load_weights_only(engine)
     try:
         path, client = engine.load_checkpoint(str(ckpt_dir), tag=tag)
     except Exception as e:
-        path, client = None, f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
-    if path is None or not isinstance(client, dict) or "loop" not in client:
-        detail = client if isinstance(client, str) else "incomplete"
-        raise InputFileError(f"{Path(ckpt_dir) / tag}: training checkpoint is unreadable "
-                             f"({detail}); delete {ckpt_dir} and rerun without --resume")
+        path, client = None, _reason(e)
+    bad = path is None or not isinstance(client, dict) or "loop" not in client
+    if _any_rank(bad):
+        detail = client if isinstance(client, str) else "incomplete" if bad else "on another rank"
+        raise collective(InputFileError(
+            f"{Path(ckpt_dir) / tag}: training checkpoint is unreadable ({detail}); delete "
+            f"{ckpt_dir} and rerun without --resume"))
     return client
+
+
+def _any_rank(flag: bool) -> bool:
+    """``flag`` OR-reduced over the training process group (itself when there is none)."""
+    import torch
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()):
+        return bool(flag)
+    t = torch.tensor([int(bool(flag))])
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
 
 
 def _cpu_state(module) -> dict:
