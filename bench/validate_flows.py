@@ -243,7 +243,7 @@ def main_phi4(a) -> int:
 
 def _variants(a):
     return [("flow, uncorrected", "none", ["upscale.mh=false"]),
-            ("flow + independence MH", "mh", ["upscale.mh=true"]),
+            ("flow + independence MH", "mh", ["upscale.mh=true", "upscale.hmc.trajectories=0"]),
             ("flow + latent HMC", "hmc", [f"upscale.hmc.trajectories={a.trajectories}",
                                           f"upscale.hmc.leapfrog_steps={a.leapfrog_steps}",
                                           f"upscale.hmc.step_size={a.step_size}"])]

@@ -220,9 +220,14 @@ class LatentHMCConfig:
     """``upscale.hmc:`` flow methods: HMC in the flow's latent space instead of independence
     Metropolis-Hastings (Shiina et al. 2021 sec. III C)."""
 
-    trajectories: int = 0  #: per configuration and level (0: off, independence MH)
+    #: per configuration and level (0: off, independence MH); auto: latent HMC with
+    #: ``auto_trajectories`` when the ESS/N of the flow's proposals (a pilot of 128 per
+    #: grid point and level) is below ``auto_below`` somewhere, else independence MH
+    trajectories: IntOrAuto = "auto"
     leapfrog_steps: int = 10  #: leapfrog steps per trajectory
     step_size: float = 0.2  #: leapfrog step in latent units
+    auto_below: float = 0.2  #: auto: proposals' ESS/N (pilot) under which latent HMC is used
+    auto_trajectories: int = 60  #: auto: trajectories when latent HMC is chosen
 
 
 @dataclass(frozen=True)
@@ -237,6 +242,7 @@ class UpscaleConfig:
     mh: bool = True  #: flow methods: independence Metropolis-Hastings on every level
     mh_chains: int = 1  #: flow methods: MH chains per temperature (the unit dealt to ranks)
     hmc: LatentHMCConfig = field(default_factory=LatentHMCConfig)
+    min_effective: int = 100  #: flow levels: effectively independent configurations to certify
 
 
 @dataclass(frozen=True)
@@ -814,6 +820,12 @@ def _validate_upscale(cfg: Config, problems: list[str]) -> None:
                         f"deterministic blocking (majority, overlap or decimation); set "
                         f"upscale.consistent: false or train.network.two_pass: false")
     h = u.hmc
+    if h.trajectories == "auto":  # resolved by the upscale stage from the trained flow
+        if h.auto_trajectories < 1 or not 0 <= h.auto_below <= 1:
+            problems.append(f"{w}: upscale.hmc: auto_trajectories={h.auto_trajectories}, "
+                            f"auto_below={h.auto_below}: need auto_trajectories >= 1 and "
+                            f"0 <= auto_below <= 1")
+        h = dataclasses.replace(h, trajectories=0)
     if h.trajectories < 0 or h.leapfrog_steps < 1 or not h.step_size > 0:
         problems.append(f"{w}: upscale.hmc: trajectories={h.trajectories}, leapfrog_steps="
                         f"{h.leapfrog_steps}, step_size={h.step_size}: need trajectories >= 0, "

@@ -8,6 +8,8 @@ with the MH diagnostics, and an upscale on 1 rank writes the same data as on 2 r
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -23,7 +25,7 @@ sample: {{L: 4, couplings: [0.15, 0.3], algorithm: metropolis, chains: 2, therma
          samples: 64, thin: 2, chunk: 64}}
 train: {{method: flow_rg, checkpoint_every: 10, flow: {{layers: 2, width: 4, depth: 1, steps: 12,
         batch: 8}}}}
-upscale: {{target_L: 16, batch: 16, samples: 48, mh_chains: 2}}
+upscale: {{target_L: 16, batch: 16, samples: 48, mh_chains: 2, hmc: {{trajectories: 0}}}}
 """
 
 ISING = """
@@ -33,7 +35,7 @@ sample: {{L: 4, temperatures: [2.269185, 3.0], algorithm: wolff, chains: 2, ther
          samples: 64, thin: 1, chunk: 64}}
 train: {{method: flow_checkerboard, flow: {{layers: 2, width: 4, depth: 1, steps: 12, batch: 8,
         reg_weight: 1.0, reg_steps: 5}}}}
-upscale: {{target_L: 8, batch: 16, samples: 40, mh_chains: 3}}
+upscale: {{target_L: 8, batch: 16, samples: 40, mh_chains: 3, hmc: {{trajectories: 0}}}}
 """
 
 
@@ -176,6 +178,57 @@ def test_upscaled_contract_and_mh_attrs(runs, model):
                 assert np.array_equal(c[0, n], c[0, n - 1]) or model == "ising"
             assert np.array_equal(g["temperatures" if model == "ising" else "couplings"][()],
                                   g["nominal_temperatures"][()])
+
+
+@pytest.mark.parametrize("model", ["phi4", "ising"])
+def test_undertrained_flow_is_not_certified_and_says_so(runs, model, tmp_path):
+    """12 training steps: the MH chains cannot mix. Every level says certified = false,
+    in the file and with a warning on screen that names the cause and what to do."""
+    deck, out = runs[model]
+    log = (out.parent / f"{model}.log").read_text()
+    with h5py.File(out / "upscaled.h5", "r") as f:
+        for name in f:
+            a = f[name].attrs
+            assert a["sampler"] == "flow+independence_mh" and bool(a["exact"])
+            assert not a["certified"] and not a["certified_points"].any()
+            assert a["n_effective"].shape == (2,) and np.all(a["n_effective"] < 100)
+            assert "latent HMC (upscale.hmc.trajectories)" in a["certificate"]
+            assert f"L={name[1:]}: NOT CERTIFIED (flow+independence_mh)" in log
+    assert "NOT certified" in log
+    # the tools show it and compare can refuse it
+    r = subprocess.run([sys.executable, "-m", "hpc_rg.tools.h5info", str(out / "upscaled.h5")],
+                       capture_output=True, text=True)
+    assert "NOT CERTIFIED" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "hpc_rg.tools.compare", str(out / "upscaled.h5"),
+                        str(out / "upscaled.h5"), "--require-certified"], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "--require-certified refuses it" in r.stderr
+
+
+def test_files_from_before_certificates_still_read(runs, tmp_path):
+    """An upscaled.h5 without certificate attributes (written before them): the tools read
+    it and say its exactness is unknown -- never 'certified'."""
+    from hpc_rg.analysis.certificate import read_certificate
+    from hpc_rg.tools.plot import cert_tag
+    _, out = runs["ising"]
+    old = tmp_path / "upscaled.h5"
+    shutil.copy(out / "upscaled.h5", old)
+    with h5py.File(old, "a") as f:
+        for name in f:
+            for k in [k for k in f[name].attrs if k in ("sampler", "exact", "certified",
+                      "certified_points", "n_effective", "certificate", "reference")
+                      or k.startswith(("z_", "bias_"))]:
+                del f[name].attrs[k]
+        assert read_certificate(f["L8"]) is None and cert_tag(f["L8"]) == " [no certificate]"
+    r = subprocess.run([sys.executable, "-m", "hpc_rg.tools.h5info", str(old)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "no certificate (written before certificates)" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "hpc_rg.tools.compare", str(old), str(old)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "exactness unknown" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run([sys.executable, "-m", "hpc_rg.tools.observables", str(old)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "exactness unknown" in r.stdout, r.stdout + r.stderr
 
 
 @pytest.mark.parametrize("model", ["phi4", "ising"])

@@ -156,6 +156,20 @@ def write_csv(path, tables: list[GroupTable]) -> None:
     write_json(path, buf.getvalue().rstrip("\n"))
 
 
+def _status(t: GroupTable) -> str:
+    """What a super-resolved group is (its certificate), for the table heading."""
+    if t.source == "monte_carlo":
+        return "; exact (Monte Carlo)"
+    if "certified" not in t.attrs:
+        return "; no certificate (written before certificates): exactness unknown"
+    if not t.attrs.get("exact", False):
+        return f"; APPROXIMATE ({t.attrs.get('sampler', '')}, exact=false)"
+    if t.attrs["certified"]:
+        return f"; certified exact ({t.attrs.get('sampler', '')})"
+    return (f"; NOT CERTIFIED ({t.attrs.get('sampler', '')}): not equilibrium samples, see "
+            f"the certificate attribute")
+
+
 def format_tables(tables: list[GroupTable], max_r: int = 0) -> str:
     """Human-readable tables: one block per group, value(error) columns, G at L/4 and L/2."""
     from ..rg.flow import OUTSIDE_FLOW_NOTE, format_flow_value
@@ -165,7 +179,8 @@ def format_tables(tables: list[GroupTable], max_r: int = 0) -> str:
         head = (f"# {t.label} /L{t.L}: {t.model} {t.dims}D, {t.source}, "
                 f"{int(t.n_configs[0]) if len(t.n_configs) else 0} samples per "
                 f"{'coupling' if t.grid_name == schema.COUPLINGS else 'temperature'}, "
-                f"jackknife over {t.n_bins} {'disorder samples' if t.disorder > 1 else 'blocks'}")
+                f"jackknife over {t.n_bins} {'disorder samples' if t.disorder > 1 else 'blocks'}"
+                f"{_status(t)}")
         header = ["k" if t.grid_name == schema.COUPLINGS else "T"]
         if t.nominal is not None:
             header.append(header[0] + "_in")

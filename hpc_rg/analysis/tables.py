@@ -319,7 +319,8 @@ def group_table(group, comm=None, rs=None, n_bins: int | None = None, label: str
     for t in range(nT):
         gval[t], gerr[t] = jackknife_sums(lambda g: g, [gsum[t]], counts[t])
     extra = {k: group.attrs[k] for k in ("level", "input_L", "train_L", "blocking", "rescaled",
-                                         "algorithm") if k in group.attrs}
+                                         "algorithm", "sampler", "exact", "certified",
+                                         "certified_points", "certificate") if k in group.attrs}
     return GroupTable(label=label, path=str(group.file.filename), L=L, dims=dims,
                       model=rd.model, source=rd.source, grid_name=grid_name, grid=grid,
                       nominal=nominal, r=np.asarray(rs, dtype=np.int64), values=values,

@@ -222,7 +222,11 @@ def run_train_flow(cfg, comms, stop, resume: bool, device) -> None:
             if k + 1 < K:
                 if k == 0 and coarse_kappas is not None:  # level 1 maps p_L[κ_L]
                     pool, pool_lp = _resample_pool(pool, fms, L0, cfg, rank)
-                pool, pool_lp = _advance_pool(bank, k, pool, pool_lp, fms, cfg, rank)
+                pool_cfg, note = resolve_correction(cfg, [training_ess(history, k + 1)],
+                                                    f"batch ESS/N at the end of training level {k + 1}")
+                if note:
+                    log.info(f"[train] pool for level {k + 2}: {note}")
+                pool, pool_lp = _advance_pool(bank, k, pool, pool_lp, fms, pool_cfg, rank)
         holder["pool"] = pool
         del pool, pool_lp
     gc.collect()
@@ -343,6 +347,63 @@ def _target_meta(fm) -> dict:
     return {"beta": fm.beta, "J": fm.J, "alpha": fm.alpha}
 
 
+def resolve_correction(cfg, ess, what: str):
+    """``cfg`` with ``upscale.hmc.trajectories: auto`` resolved, and a log line (or None).
+
+    Latent HMC (``auto_trajectories``) when the smallest ESS/N in ``ess`` (of the flow's
+    proposals, measured as ``what`` says) is below ``auto_below``, else independence MH:
+    an independence sampler accepts roughly as often as its proposals' ESS/N allows, and
+    below ~0.2 its chains do not mix (docs/validation.md measures both corrections).
+    """
+    import dataclasses
+    h = cfg.upscale.hmc
+    if h.trajectories != "auto":
+        return cfg, None
+    ess = [float(e) for e in ess if np.isfinite(e)]
+    worst = min(ess) if ess else float("nan")
+    if not cfg.upscale.mh or cfg.train.method == "cnn":
+        traj, note = 0, None
+    elif not worst >= h.auto_below:  # NaN (nothing measured) too: the safe choice
+        traj = h.auto_trajectories
+        note = (f"upscale.hmc.trajectories: auto -> latent HMC, {traj} trajectories x "
+                f"{h.leapfrog_steps} leapfrog steps per configuration and level: ESS/N of the "
+                f"flow's proposals {worst:.3f} < {h.auto_below} ({what}), too small for "
+                f"independence MH to mix; slower than independence MH, exact")
+    else:
+        traj = 0
+        note = (f"upscale.hmc.trajectories: auto -> independence MH: ESS/N of the flow's "
+                f"proposals {worst:.3f} >= {h.auto_below} ({what})")
+    u = dataclasses.replace(cfg.upscale, hmc=dataclasses.replace(h, trajectories=traj))
+    return dataclasses.replace(cfg, upscale=u), note
+
+
+def training_ess(history, level: int) -> float:
+    """Mean batch ESS/N of the last 5 training steps of ``level`` (1-based)."""
+    last = [row[3] for row in history if int(row[0]) == level - 1][-5:]
+    return float(np.mean(last)) if last else float("nan")
+
+
+def pilot_ess(bank, fms, g0, n_levels: int, seed: int, rows: int = 128) -> list:
+    """ESS/N of the flow's proposals on the first ``rows`` Monte Carlo inputs of every grid
+    point, level after level (each level proposing from the previous one's proposals)."""
+    import torch
+
+    from ..flows.mh import ess_per_n
+    from ..flows.sampler import propose
+    from ..rng import torch_generator
+    from ..superres.ensemble_io import read_runs
+    out = []
+    for t, fm in enumerate(fms):
+        stored = torch.from_numpy(read_runs(g0, [(0, rows)], t=t))
+        x = fm.to_flow(stored, torch_generator(seed, "flow-pilot-coarse", t))
+        lp = fm.log_p(x)
+        for k in range(n_levels):
+            x, log_w, lp = propose(bank.chains[t].levels[k], x, lp, fm,
+                                   torch_generator(seed, "flow-pilot", t, k))
+            out.append(ess_per_n(log_w))
+    return out
+
+
 def _advance_pool(bank, k, pool, pool_lp, fms, cfg, rank):
     """The next level's coarse pool: level k's corrected output on this rank's pool (by the
     upscale stage's correction: latent HMC if ``upscale.hmc.trajectories``, else
@@ -402,12 +463,9 @@ def run_upscale_flow(cfg, comms, stop, resume: bool, device) -> None:
 
     out = cfg.output_dir
     final = out / schema.UPSCALED_FILE
-    u = cfg.upscale
     bank, meta = load_flow_model(out / schema.MODEL_FILE, device)
-    # float64: exact log-likelihoods for the independence-MH ratio of whole configurations;
-    # latent HMC only needs a deterministic pullback (its accept/reject is exact for the
-    # density it evaluates), so it runs the flow in float32, 4-5x faster on CPU
-    bank = bank.to(torch.float32 if u.hmc.trajectories else torch.float64)
+    u = cfg.upscale
+    bank = bank.to(torch.float64)  # float32 below for latent HMC
     bank.requires_grad_(False)  # latent HMC differentiates by the latent variables only
     sizes = levels_of(cfg)
     L0 = cfg.sample.L
@@ -427,6 +485,19 @@ def run_upscale_flow(cfg, comms, stop, resume: bool, device) -> None:
     from ..flows.ir_matching import resample_coarse
     coarse_kappas = meta.get("coarse_couplings")  # IR matching: level 1 maps p_L[κ_L]
     _set_kappas(fms, L0, coarse_kappas, meta.get("fine_couplings"))
+    if u.hmc.trajectories == "auto":  # decided on a pilot of real proposals (same on all ranks)
+        with open_samples(cfg) as f:
+            ess = pilot_ess(bank, fms, f[schema.size_group(L0)], len(sizes), cfg.run.seed,
+                            min(128, N_all))
+        cfg, note = resolve_correction(cfg, ess, f"pilot of {min(128, N_all)} configurations "
+                                                 f"per grid point and level")
+        if note:
+            log.info(f"[upscale] {note}")
+        u = cfg.upscale
+    # float64: exact log-likelihoods for the independence-MH ratio of whole configurations;
+    # latent HMC only needs a deterministic pullback (its accept/reject is exact for the
+    # density it evaluates), so it runs the flow in float32, 4-5x faster on CPU
+    bank = bank.to(torch.float32 if u.hmc.trajectories else torch.float64)
     hmc = u.hmc
     N = min(u.samples or N_all, N_all)
     n_T, B = len(temps), u.batch
@@ -523,23 +594,34 @@ def run_upscale_flow(cfg, comms, stop, resume: bool, device) -> None:
             series = h5.read(f"{schema.size_group(Lp)}/{obs_name}", (t, slice(lo, hi)))
             rows.append((li, t, ui, states[ui][li].stats.to_list(), _tau(series), hi - lo))
     rows = sorted(sum(comms.world.allgather(rows), []), key=lambda r: (r[0], r[1], r[2]))
-    summary, all_acc = [], []
+    summary, all_acc, level_stats = [], [], []
     for li, Lp in enumerate(sizes):
-        acc, ess, kl, tau = (np.full(n_T, np.nan) for _ in range(4))
+        acc, ess, kl, tau, n_acc = (np.full(n_T, np.nan) for _ in range(5))
         for t in range(n_T):
             mine_t = [r for r in rows if r[0] == li and r[1] == t]
             tot = LevelStats()
             for r in mine_t:
                 tot = tot.merge(LevelStats.from_list(r[3]))
             acc[t], ess[t], kl[t] = tot.acceptance, tot.ess_per_n, tot.reverse_kl
+            n_acc[t] = tot.n_acc
             taus = [(r[4], r[5]) for r in mine_t if np.isfinite(r[4])]
             if taus:
                 tau[t] = sum(a * n for a, n in taus) / sum(n for _, n in taus)
         all_acc += list(acc)
+        level_stats.append((acc, ess, kl, tau, n_acc))
         h5.set_attrs(schema.size_group(Lp), {schema.MH_ACCEPTANCE: acc, schema.ESS_PER_N: ess,
                                              schema.REVERSE_KL: kl, schema.TAU_INT: tau})
+    certs = comms.bcast_root(_certificates(cfg, h5, sizes, level_stats, N, C, meta)
+                             if comms.is_root else None)
+    for li, Lp in enumerate(sizes):
+        attrs, c = certs[li]
+        h5.set_attrs(schema.size_group(Lp), attrs)
+        acc, ess, kl, tau, _ = level_stats[li]
         summary += [f"L={Lp:<5d} {meta['grid_name'][:-1]}={temps[t]:<9.5f} acceptance={acc[t]:.3f} "
-                    f"ESS/N={ess[t]:.3f} KL={kl[t]:.4f} tau_int={tau[t]:.2f}" for t in range(n_T)]
+                    f"ESS/N={ess[t]:.3f} KL={kl[t]:.4f} tau_int={tau[t]:.2f} "
+                    f"N_eff={c.n_effective[t]:.0f} "
+                    f"{'certified' if c.certified_points[t] else 'NOT certified'}"
+                    + _z_text(attrs, t) for t in range(n_T)]
     h5.close(complete=True)
     ckpts.comm.Barrier()
     ckpts.clear()
@@ -548,10 +630,54 @@ def run_upscale_flow(cfg, comms, stop, resume: bool, device) -> None:
         log.info(f"[upscale] levels ({correction(cfg)}; acceptance of "
                  f"{'HMC trajectories' if hmc.trajectories else 'MH proposals'}, ESS/N and KL "
                  f"of the flow's proposals):\n" + "\n".join(summary))
+        from .certify import report
+        report([(Lp, certs[li][1], temps) for li, Lp in enumerate(sizes)], meta['grid_name'][:-1])
         if hmc.trajectories and np.nanmin(all_acc) < 0.3:
             log.warning(f"[upscale] latent HMC accepts only {np.nanmin(all_acc):.0%} of the "
                         f"trajectories somewhere: lower upscale.hmc.step_size "
                         f"(now {hmc.step_size})")
+
+
+def _certificates(cfg, h5, sizes, level_stats, N: int, C: int, meta) -> list:
+    """(attrs, Certificate) per level (rank 0): see :mod:`hpc_rg.analysis.certificate`."""
+    from ..analysis import certificate as cert
+    from .certify import OBSERVABLES, attach_reference, chain_mean_error, reference
+    model, hmc = cfg.model.name, cfg.upscale.hmc
+    out = []
+    for li, Lp in enumerate(sizes):
+        g = schema.size_group(Lp)
+        acc, _, _, tau, n_acc = level_stats[li]
+        n_T = len(acc)
+        if not cfg.upscale.mh:
+            c = cert.approximate("flow", n_T, "uncorrected flow samples (upscale.mh: false) are "
+                                 "approximate; set upscale.mh: true to make them exact")
+        elif hmc.trajectories:
+            moved = h5.read(f"{g}/{schema.MH_ACCEPTED}").sum(axis=1)
+            c = cert.certify_hmc(acc, moved, N)
+        else:
+            c = cert.certify_mh(tau, n_acc.astype(np.int64), N // C, C,
+                                cfg.upscale.min_effective)
+        grid = h5.read(f"{g}/{meta['grid_name']}")
+        attrs = {}
+        chains = 1 if hmc.trajectories else C  # latent-HMC rows are independent: tau ~ 1/2
+        series = {}
+        for name, (ds, fn) in OBSERVABLES.get(model, {}).items():
+            if h5.has(f"{g}/{ds}"):
+                x = h5.read(f"{g}/{ds}")
+                series[name] = fn(x) if fn is not None else x
+        means = {k: tuple(np.array(v) for v in zip(*[chain_mean_error(row, chains) for row in x]))
+                 for k, x in series.items()}
+        ref = reference(cfg.output_dir / schema.SAMPLES_FILE, Lp, model)
+        attach_reference(c, attrs, means, ref, grid, interpolate=False)
+        attrs.update(c.attrs(Lp, meta["grid_name"][:-1], grid))  # after the z-scores
+        out.append((attrs, c))
+    return out
+
+
+def _z_text(attrs: dict, t: int) -> str:
+    zs = [f"z({k[2:]})={attrs[k][t]:+.1f}" for k in sorted(attrs) if k.startswith("z_")
+          and np.isfinite(attrs[k][t])]
+    return (" vs MC: " + " ".join(zs)) if zs else ""
 
 
 def _tau(series) -> float:

@@ -132,12 +132,44 @@ def run_upscale(cfg, comms, stop, resume: bool, device) -> None:
                     raise StoppedBySignal(f"upscale stage stopped by signal after {r + 1}/"
                                           f"{rounds} batch rounds; rerun with --resume")
             progress.update(r + 1)
+    certs = comms.bcast_root(_certificates(cfg, h5, sizes) if comms.is_root else None)
+    for Lp, (attrs, _) in zip(sizes, certs):
+        h5.set_attrs(schema.size_group(Lp), attrs)
     h5.close(complete=True)
     ckpts.comm.Barrier()
     ckpts.clear()
     log.info(f"[upscale] wrote {final}")
     if comms.is_root:
         _print_summary(final, sizes)
+        from .certify import report
+        report([(Lp, c, None) for Lp, (_, c) in zip(sizes, certs)], "T")
+
+
+def _certificates(cfg, h5, sizes) -> list:
+    """(attrs, Certificate) per CNN level (rank 0): approximate (``exact = false``) and,
+    where ``samples.h5`` has Monte Carlo of the level's size, its bias and z-scores there
+    (the Monte Carlo curve interpolated to the level's effective temperatures)."""
+    from ..analysis import certificate as cert
+    from .certify import OBSERVABLES, attach_reference, chain_mean_error, reference
+    out = []
+    for Lp in sizes:
+        g = schema.size_group(Lp)
+        grid_name = schema.COUPLINGS if h5.has(f"{g}/{schema.COUPLINGS}") else schema.TEMPERATURES
+        grid = h5.read(f"{g}/{grid_name}")
+        c = cert.approximate("cnn", len(grid), "CNN super-resolution is approximate: it has no "
+                             "exactness correction")
+        attrs = c.attrs(Lp, grid_name[:-1], grid)
+        means = {}
+        for name, (ds, fn) in OBSERVABLES.get(cfg.model.name, {}).items():
+            if h5.has(f"{g}/{ds}"):
+                x = h5.read(f"{g}/{ds}")
+                x = fn(x) if fn is not None else x
+                means[name] = tuple(np.array(v) for v in zip(*[chain_mean_error(row, 1)
+                                                               for row in x]))
+        ref = reference(cfg.output_dir / schema.SAMPLES_FILE, Lp, cfg.model.name)
+        attach_reference(c, attrs, means, ref, grid, interpolate=True)
+        out.append((attrs, c))
+    return out
 
 
 def _structure_complete(h5, sizes) -> bool:

@@ -3,7 +3,7 @@
 Usage::
 
     tools/compare A.h5 B.h5 [--L 16 32] [--observables abs_m e] [--match nominal]
-                  [--tolerance 4] [--bins 32] [--json OUT.json]
+                  [--tolerance 4] [--bins 32] [--json OUT.json] [--require-certified]
     python -m hpc_rg.tools.compare run/samples.h5 run/upscaled.h5
 
 For every lattice size present in both files (or the ones given with ``--L``) the rows of
@@ -31,6 +31,11 @@ disorder samples, so that no block straddles two), the z-score
 and the total-variation distance of 20-bin histograms on common edges (both 0 for equal
 distributions, at most 1). ``--json OUT`` also writes all of it (``-`` for stdout, which
 replaces the table).
+
+Each compared group is labelled with what it is: Monte Carlo (exact), or a super-resolved
+level's certificate (certified, NOT CERTIFIED with the reason, APPROXIMATE for the CNN and
+uncorrected flows, or none for files written before certificates);
+``--require-certified`` refuses every super-resolved level that is not certified exact.
 
 Exit codes: 0 every |z| <= tolerance (default 4); 1 some exceed it (they are listed);
 2 bad input: a missing file, not an hpc_rg ensemble file, no common size, a size given
@@ -148,9 +153,29 @@ def match_rows(a: np.ndarray, b: np.ndarray):
             [j for j in range(len(b)) if j not in done_b])
 
 
+def ensemble_status(group) -> str:
+    """What the ensemble of a size group is: Monte Carlo (exact), or a super-resolved level's
+    certificate (certified / NOT CERTIFIED / approximate / no certificate)."""
+    from ..analysis.certificate import read_certificate
+    source = str(group.attrs.get("source", "?"))
+    if source == "monte_carlo":
+        return "Monte Carlo (exact)"
+    c = read_certificate(group)
+    if c is None:
+        return f"{source}, no certificate (written before certificates): exactness unknown"
+    if not c["exact"]:
+        return f"{c['sampler']}, APPROXIMATE (exact=false)"
+    if c["certified"]:
+        return f"{c['sampler']}, certified"
+    first = c["certificate"].splitlines()[0] if c["certificate"] else "not certified"
+    return f"{c['sampler']}, NOT CERTIFIED ({first})"
+
+
 def compare_files(fa, fb, sizes=None, observables=None, match="temperature", tolerance=4.0,
-                  max_bins=32) -> dict:
-    """All comparisons between two open files (see the module docstring); plain data."""
+                  max_bins=32, require_certified=False) -> dict:
+    """All comparisons between two open files (see the module docstring); plain data.
+    ``require_certified``: refuse (InputFileError) super-resolved levels that are not
+    certified exact."""
     if sizes is None:
         common = sorted({L for L, _ in size_groups(fa)} & {L for L, _ in size_groups(fb)})
         if not common:
@@ -160,9 +185,16 @@ def compare_files(fa, fb, sizes=None, observables=None, match="temperature", tol
                 f" have no lattice size in common")
         sizes = common
     ga, gb = dict(select_sizes(fa, sizes)), dict(select_sizes(fb, sizes))
-    results, unmatched, notes = [], [], []
+    results, unmatched, notes, status = [], [], [], []
     for L in sizes:
         A, B = Ensemble(ga[L], match), Ensemble(gb[L], match)
+        for side, g in (("A", ga[L]), ("B", gb[L])):
+            what = ensemble_status(g)
+            status.append(f"{side} /L{L}: {what}")
+            if require_certified and not (what.startswith("Monte Carlo") or
+                                          what.endswith(", certified")):
+                raise InputFileError(f"{g.file.filename}: /L{L} is {what}; --require-certified "
+                                     f"refuses it (compare without the flag to see the numbers)")
         if A.model != B.model:
             raise InputFileError(f"/L{L} holds model '{A.model}' in {A.file} but '{B.model}' "
                                  f"in {B.file}: nothing to compare")
@@ -209,7 +241,7 @@ def compare_files(fa, fb, sizes=None, observables=None, match="temperature", tol
                              f"{', '.join('/L%d' % L for L in sizes)} (matching by {match}; "
                              f"try --match nominal)")
     return {"a": fa.filename, "b": fb.filename, "match": match, "tolerance": tolerance,
-            "results": results, "unmatched": unmatched, "notes": notes,
+            "results": results, "unmatched": unmatched, "notes": notes, "ensembles": status,
             "failed": sum(not r["ok"] for r in results)}
 
 
@@ -220,7 +252,7 @@ def _pm(m, e) -> str:
 
 def render(rep: dict) -> str:
     col = "coupling" if any(r["grid"] == "couplings" for r in rep["results"]) else "T"
-    out = [f"A: {rep['a']}", f"B: {rep['b']}",
+    out = [f"A: {rep['a']}", f"B: {rep['b']}", *rep.get("ensembles", []),
            f"rows matched by {rep['match']}; z = (B - A) / combined error, pass |z| <= "
            f"{rep['tolerance']:g}; KS / TV: distance of the two distributions (0 = equal)",
            f"{'L':>5} {col:>10} {'obs':<6} {'A':>22} {'B':>22} {'z':>7} {'KS':>6} {'TV':>6}"
@@ -270,11 +302,13 @@ def main(argv=None) -> int:
                     help="largest acceptable |z| (default 4)")
     ap.add_argument("--bins", type=int, default=32, help="most binning blocks (default 32)")
     ap.add_argument("--json", metavar="OUT", help="write the results as JSON ('-': stdout)")
+    ap.add_argument("--require-certified", action="store_true",
+                    help="refuse super-resolved levels that are not certified exact (exit 2)")
     args = ap.parse_args(argv)
     kinds = ("sample", "upscale")
     with open_output(args.a, kinds) as fa, open_output(args.b, kinds) as fb:
         rep = compare_files(fa, fb, args.L, args.observables, args.match, args.tolerance,
-                            max(args.bins, 2))
+                            max(args.bins, 2), args.require_certified)
     if args.json == "-":
         sys.stdout.write(to_json(rep))
     else:

@@ -199,6 +199,11 @@ def _group_lines(g: dict, indent: str = "") -> list[str]:
         head.remove(f"size_complete={fmt(a['size_complete'])}")
     elif g["size_group"] and a.get(schema.GROUP_ATTR_SOURCE) == "monte_carlo":
         head.insert(0, "SIZE INCOMPLETE (no size_complete)")
+    if g["size_group"] and "certified" in a:  # super-resolved level: what it is, at a glance
+        head.append("CERTIFIED" if a["certified"] else "NOT CERTIFIED" if a.get("exact")
+                    else "APPROXIMATE (exact=false)")
+    elif g["size_group"] and str(a.get(schema.GROUP_ATTR_SOURCE, "")).startswith("superres"):
+        head.append("no certificate (written before certificates)")
     lines = [f"{indent}{g['name']}  " + "  ".join(head)]
     rest = [f"{k}={fmt(v)}" for k, v in a.items() if k not in GROUP_HEAD]
     line = indent + "  @"

@@ -485,6 +485,18 @@ def _dodge(x, i, n, span):
     return np.asarray(x) + (i - (n - 1) / 2) * 0.008 * span
 
 
+def cert_tag(group) -> str:
+    """Legend suffix saying what a super-resolved level is: '' when certified exact,
+    ' [approximate]', ' [NOT CERTIFIED]' or ' [no certificate]' (older files)."""
+    from ..analysis.certificate import read_certificate
+    c = read_certificate(group)
+    if c is None:
+        return " [no certificate]"
+    if not c["exact"]:
+        return " [approximate]"
+    return "" if c["certified"] else " [NOT CERTIFIED]"
+
+
 def _model_title(inp):
     return {"ising": "Ising", "edwards_anderson": "Edwards–Anderson", "phi4": "φ⁴"}.get(
         inp.model, inp.model) + f" {inp.dims}D"
@@ -593,7 +605,7 @@ def plot_curves(inp, out):
                    L ** int(g.attrs["dims"]), chains)
         for ax, (key, _) in zip(axes, names):
             ax.errorbar(T[ok], *r[key], fmt=SR_MARKERS[i % len(SR_MARKERS)], ms=6, mfc="none",
-                        capsize=2, color=colours[L], label=f"SR L={L} (at T_eff)")
+                        capsize=2, color=colours[L], label=f"SR L={L} (at T_eff){cert_tag(g)}")
     for ax, (_, ylabel) in zip(axes, names):
         ax.set_xlabel("T (units of J/k_B)")
         ax.set_ylabel(ylabel)
@@ -626,7 +638,7 @@ def plot_binder(inp, out):
         g_err = np.array([binder_ratio(sr_overlaps(q, t, block)) for t in ts])
         ax.errorbar(_dodge(T[ts], i, len(sr), span), g_err[:, 0], g_err[:, 1],
                     fmt=SR_MARKERS[i % len(SR_MARKERS)], ms=6,
-                    mfc="none", capsize=2, color=colours[L], label=f"SR L={L}")
+                    mfc="none", capsize=2, color=colours[L], label=f"SR L={L}{cert_tag(g)}")
     ax.set_xlabel("T (units of J/k_B)")
     ax.set_ylabel("g = (3 − [⟨q⁴⟩]/[⟨q²⟩]²)/2")
     ax.grid(alpha=0.3)
@@ -663,11 +675,11 @@ def plot_phi4(inp, out):
         marker = SR_MARKERS[i % len(SR_MARKERS)]
         if ok.any():
             ax.errorbar(k[ok], v[ok], err[ok], fmt=marker, ms=6, capsize=2, color=colours[L],
-                        label=f"SR L={L} (effective {sym})")
+                        label=f"SR L={L} (effective {sym}){cert_tag(g)}")
         if (~ok).any():
             note = True
             ax.errorbar(k[~ok], v[~ok], err[~ok], fmt=marker, ms=6, mfc="none", capsize=2,
-                        color=colours[L], label=f"SR L={L} (nominal {sym})")
+                        color=colours[L], label=f"SR L={L} (nominal {sym}){cert_tag(g)}")
     ax.set_xlabel(f"{sym} (lattice units)")
     ax.set_ylabel("⟨|φ̄|⟩  (φ̄ = spatial mean of φ)")
     ax.grid(alpha=0.3)

@@ -1,0 +1,128 @@
+"""Certificates of super-resolved levels, from the upscale stage's data (rank 0).
+
+Glue between the stage and :mod:`hpc_rg.analysis.certificate`: reads the per-configuration
+observables of a level and, where ``samples.h5`` holds a Monte Carlo ensemble of the same
+size, that ensemble's; computes means with errors (MH chains: autocorrelation-corrected per
+chain; Monte Carlo: binning in blocks of whole chains) and the certificate attributes.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..analysis import certificate as cert
+from ..analysis.stats import integrated_autocorr_time
+from ..io import schema
+
+log = logging.getLogger("hpc_rg")
+
+#: model -> observable name -> (dataset, transform): the z-scores of the certificate
+OBSERVABLES = {
+    "ising": {"e": (schema.ENERGY, None), "abs_m": (schema.MAGNETIZATION, np.abs)},
+    "phi4": {"abs_phi": (schema.PHI_MEAN, np.abs), "phi2": (schema.PHI2_MEAN, None)},
+}
+
+
+def chain_mean_error(x, chains: int):
+    """Mean and standard error of ``x`` (N,) made of ``chains`` consecutive Markov chains.
+
+    Each chain's variance of the mean is ``var * 2 tau_int / n`` (tau of that chain; a
+    chain that never changed counts as one configuration); chains are independent.
+    """
+    x = np.asarray(x, np.float64)
+    N = len(x)
+    var = 0.0
+    for c in range(chains):
+        s = x[c * N // chains:(c + 1) * N // chains]
+        n = len(s)
+        if n == 0:
+            continue
+        if n < 4 or np.ptp(s) == 0:
+            tau = 0.5 if n < 4 else n / 2.0
+        else:
+            try:
+                tau = float(np.asarray(integrated_autocorr_time(s)[0]).reshape(-1)[0])
+            except (ValueError, FloatingPointError):
+                tau = n / 2.0
+            tau = tau if np.isfinite(tau) else n / 2.0
+        var += (n / N) ** 2 * s.var() * 2.0 * max(tau, 0.5) / n
+    return float(x.mean()), float(np.sqrt(var))
+
+
+def level_means(series: dict, chains: int) -> dict:
+    """name -> (mean (T,), err (T,)) for ``series`` name -> (T, N) arrays."""
+    out = {}
+    for name, x in series.items():
+        stats = [chain_mean_error(row, chains) for row in np.asarray(x)]
+        out[name] = (np.array([s[0] for s in stats]), np.array([s[1] for s in stats]))
+    return out
+
+
+def read_series(group, model: str) -> dict:
+    """name -> (T, N) per-configuration observables of an open level group."""
+    out = {}
+    for name, (ds, fn) in OBSERVABLES.get(model, {}).items():
+        if ds in group:
+            x = group[ds][()]
+            out[name] = fn(x) if fn is not None else x
+    return out
+
+
+def reference(samples_path, L: int, model: str):
+    """(grid (T,), {name: (mean, err)}, label) of the Monte Carlo group /L<L> of
+    ``samples_path``, or None when it has none."""
+    import h5py
+
+    from ..analysis.stats import binning_error
+    try:
+        f = h5py.File(samples_path, "r")
+    except OSError:
+        return None
+    with f:
+        g = f.get(schema.size_group(L))
+        if g is None or str(g.attrs.get(schema.GROUP_ATTR_SOURCE, "")) != "monte_carlo":
+            return None
+        grid_name = schema.COUPLINGS if schema.COUPLINGS in g else schema.TEMPERATURES
+        grid = g[grid_name][()]
+        chains = max(1, int(g.attrs.get("chains", 1)))
+        stats = {}
+        for name, x in read_series(g, model).items():
+            S = x.shape[1]
+            bins = chains * max(1, min(32 // chains, S // chains // 8))
+            bins = max(2, min(bins, S // 2))
+            stats[name] = (x.mean(axis=1), np.array([float(binning_error(row, bins)[1])
+                                                     for row in x]))
+        return grid, stats, f"{samples_path.name} /L{L}"
+
+
+def attach_reference(certificate, attrs: dict, sr_means: dict, ref, sr_grid,
+                     interpolate: bool) -> None:
+    """Add the z-scores against ``ref`` (see :func:`reference`) to ``attrs`` (in place)."""
+    if ref is None or not sr_means:
+        return
+    grid, mc, label = ref
+    attrs.update(cert.compare_to_reference(certificate, sr_means, mc, grid, sr_grid, interpolate))
+    attrs["reference"] = label + (" (interpolated to T_eff)" if interpolate else "")
+
+
+def report(certs: list, grid_label: str) -> None:
+    """Log the certificates: one info line for the approximate levels, one per certified
+    level, and a warning listing every uncertified point of an exact method."""
+    approx = [(L, c) for L, c, _ in certs if not c.exact]
+    if approx:
+        log.info(f"[upscale] L={', '.join(str(L) for L, _ in approx)}: {approx[0][1].method} "
+                 f"super-resolution is approximate (exact = false, not certified); where "
+                 f"samples.h5 has Monte Carlo of a level's size its bias is in the file "
+                 f"(bias_*, z_*; tools/h5info, tools/compare)")
+    for L, c, grid in certs:
+        if not c.exact:
+            continue
+        if c.certified:
+            log.info(f"[upscale] L={L}: certified ({c.method}; effectively independent "
+                     f"configurations {', '.join(f'{x:.0f}' for x in c.n_effective)})")
+        else:
+            log.warning(f"[upscale] L={L}: NOT CERTIFIED ({c.method}) -- not equilibrium "
+                        f"samples at the points below, do not use them as exact:\n"
+                        + c.text(L, grid_label, grid))
