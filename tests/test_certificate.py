@@ -108,3 +108,24 @@ def test_auto_correction_picks_latent_hmc_when_the_flow_is_poor():
                               "train": {"method": "flow_rg"},
                               "upscale": {"target_L": 32, "hmc": {"trajectories": 0}}})
     assert resolve_correction(fixed, [0.02], "pilot") == (fixed, None)
+
+
+def test_cnn_levels_are_approximate_with_their_measured_bias(ising_run):
+    """CNN levels: exact = false, never certified; where samples.h5 has Monte Carlo of the
+    level's size (here 16) the bias at the effective temperature is stored, and it is the
+    difference of the two ensembles' means (MC interpolated to T_eff)."""
+    with h5py.File(ising_run / "upscaled.h5") as f, h5py.File(ising_run / "samples.h5") as s:
+        for name in ("L16", "L32"):
+            a = f[name].attrs
+            assert a["sampler"] == "cnn" and not a["exact"] and not a["certified"]
+            assert np.isnan(a["n_effective"]).all() and "approximate" in a["certificate"]
+        a, g, mc = f["L16"].attrs, f["L16"], s["L16"]
+        assert "z_e" not in f["L32"].attrs and a["reference"].startswith("samples.h5 /L16")
+        T_eff, T_mc = g["temperatures"][()], mc["temperatures"][()]
+        e_mc = mc["energy"][()].mean(axis=1)
+        for t, T in enumerate(T_eff):
+            if np.isfinite(T) and T_mc[0] <= T <= T_mc[-1]:
+                ref = np.interp(T, T_mc, e_mc)
+                assert a["bias_e"][t] == pytest.approx(g["energy"][t].mean() - ref, abs=1e-9)
+            else:
+                assert np.isnan(a["bias_e"][t])

@@ -51,12 +51,15 @@ def chain_mean_error(x, chains: int):
     return float(x.mean()), float(np.sqrt(var))
 
 
-def level_means(series: dict, chains: int) -> dict:
-    """name -> (mean (T,), err (T,)) for ``series`` name -> (T, N) arrays."""
+def level_means(h5, group: str, model: str, chains: int) -> dict:
+    """name -> (mean (T,), err (T,)) of the certificate's observables of level ``group``
+    of the open output ``h5`` (rows: ``chains`` consecutive Markov chains per point)."""
     out = {}
-    for name, x in series.items():
-        stats = [chain_mean_error(row, chains) for row in np.asarray(x)]
-        out[name] = (np.array([s[0] for s in stats]), np.array([s[1] for s in stats]))
+    for name, (ds, fn) in OBSERVABLES.get(model, {}).items():
+        if h5.has(f"{group}/{ds}"):
+            x = h5.read(f"{group}/{ds}")
+            stats = [chain_mean_error(row, chains) for row in (fn(x) if fn is not None else x)]
+            out[name] = (np.array([m for m, _ in stats]), np.array([e for _, e in stats]))
     return out
 
 

@@ -641,7 +641,7 @@ def run_upscale_flow(cfg, comms, stop, resume: bool, device) -> None:
 def _certificates(cfg, h5, sizes, level_stats, N: int, C: int, meta) -> list:
     """(attrs, Certificate) per level (rank 0): see :mod:`hpc_rg.analysis.certificate`."""
     from ..analysis import certificate as cert
-    from .certify import OBSERVABLES, attach_reference, chain_mean_error, reference
+    from .certify import attach_reference, level_means, reference
     model, hmc = cfg.model.name, cfg.upscale.hmc
     out = []
     for li, Lp in enumerate(sizes):
@@ -659,14 +659,8 @@ def _certificates(cfg, h5, sizes, level_stats, N: int, C: int, meta) -> list:
                                 cfg.upscale.min_effective)
         grid = h5.read(f"{g}/{meta['grid_name']}")
         attrs = {}
-        chains = 1 if hmc.trajectories else C  # latent-HMC rows are independent: tau ~ 1/2
-        series = {}
-        for name, (ds, fn) in OBSERVABLES.get(model, {}).items():
-            if h5.has(f"{g}/{ds}"):
-                x = h5.read(f"{g}/{ds}")
-                series[name] = fn(x) if fn is not None else x
-        means = {k: tuple(np.array(v) for v in zip(*[chain_mean_error(row, chains) for row in x]))
-                 for k, x in series.items()}
+        # latent-HMC rows are independent (their tau ~ 1/2); MH rows are C chains per point
+        means = level_means(h5, g, model, 1 if hmc.trajectories else C)
         ref = reference(cfg.output_dir / schema.SAMPLES_FILE, Lp, model)
         attach_reference(c, attrs, means, ref, grid, interpolate=False)
         attrs.update(c.attrs(Lp, meta["grid_name"][:-1], grid))  # after the z-scores

@@ -150,7 +150,7 @@ def _certificates(cfg, h5, sizes) -> list:
     where ``samples.h5`` has Monte Carlo of the level's size, its bias and z-scores there
     (the Monte Carlo curve interpolated to the level's effective temperatures)."""
     from ..analysis import certificate as cert
-    from .certify import OBSERVABLES, attach_reference, chain_mean_error, reference
+    from .certify import attach_reference, level_means, reference
     out = []
     for Lp in sizes:
         g = schema.size_group(Lp)
@@ -159,13 +159,7 @@ def _certificates(cfg, h5, sizes) -> list:
         c = cert.approximate("cnn", len(grid), "CNN super-resolution is approximate: it has no "
                              "exactness correction")
         attrs = c.attrs(Lp, grid_name[:-1], grid)
-        means = {}
-        for name, (ds, fn) in OBSERVABLES.get(cfg.model.name, {}).items():
-            if h5.has(f"{g}/{ds}"):
-                x = h5.read(f"{g}/{ds}")
-                x = fn(x) if fn is not None else x
-                means[name] = tuple(np.array(v) for v in zip(*[chain_mean_error(row, 1)
-                                                               for row in x]))
+        means = level_means(h5, g, cfg.model.name, 1)  # rows follow the Monte Carlo input order
         ref = reference(cfg.output_dir / schema.SAMPLES_FILE, Lp, cfg.model.name)
         attach_reference(c, attrs, means, ref, grid, interpolate=True)
         out.append((attrs, c))
