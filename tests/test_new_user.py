@@ -90,18 +90,13 @@ def test_missing_couplings_on_two_ranks_names_the_key(write_yaml, tmp_path):
 def test_ranks_build_the_kernel_once_with_a_read_only_home(write_yaml, tmp_path):
     """Two ranks, no writable ~/.cache, nothing built yet: rank 0 compiles once into the
     per-user temporary cache, both ranks run the compiled kernel."""
-    from test_compiled_kernel import _COUNTING_CXX
+    from test_compiled_kernel import _counting_compiler, _read_only_home_env
     if compiled.choose_kernel("auto", "ising", "metropolis")[0] != "compiled":
         pytest.skip("no compiler or AVX2 here: the compiled kernel does not apply")
-    log = tmp_path / "compiles.log"
-    cxx = tmp_path / "counting-g++"
-    cxx.write_text(_COUNTING_CXX.format(log=log))
-    cxx.chmod(0o755)
-    blocker = tmp_path / "read-only-home"
-    blocker.write_text("")
-    (tmp_path / "tmp").mkdir()
+    cxx, log = _counting_compiler(tmp_path)
+    home = _read_only_home_env(tmp_path, cxx)
     env = {k: v for k, v in launch_env().items() if k != "HPC_RG_KERNEL_CACHE"}
-    env.update(XDG_CACHE_HOME=str(blocker / "cache"), TMPDIR=str(tmp_path / "tmp"), CXX=str(cxx))
+    env.update({k: home[k] for k in ("XDG_CACHE_HOME", "TMPDIR", "CXX")})
     deck = write_yaml(ONE_T.format(out=tmp_path / "o"))
     r = subprocess.run(["mpirun", "-n", "2", sys.executable, "-m", "hpc_rg", str(deck)], cwd=REPO,
                        env=env, capture_output=True, text=True, timeout=300)
