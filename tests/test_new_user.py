@@ -111,3 +111,15 @@ def test_a_deck_with_upscale_but_no_train_section_trains_first(write_yaml, tmp_p
     deck = write_yaml(ONE_T.format(out=tmp_path / "o") + "upscale: {target_L: 16}\n")
     r = run_hpc_rg([deck, "--dry-run"])
     assert r.returncode == 0 and "# stages: sample, train, upscale;" in r.stdout, r.stdout
+
+
+def test_too_few_samples_for_the_batch_is_one_line_on_two_ranks(write_yaml, tmp_path):
+    """Decided alike on every rank (a reduction): printed once, exit 2, the process group torn
+    down cleanly (no MPI_ABORT noise, no gloo crash at exit)."""
+    deck = write_yaml(ONE_T.format(out=tmp_path / "o").replace("samples: 10", "samples: 5")
+                      + "train: {batch_size: 8, epochs: 1}\n")
+    r = run_hpc_rg([deck], nprocs=2)
+    assert r.returncode == 2, r.stdout + r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if "error:" in ln]
+    assert len(errors) == 1 and "train.batch_size=8: a rank holds only" in errors[0], r.stderr
+    assert "MPI_ABORT" not in r.stderr and "terminate called" not in r.stderr

@@ -121,15 +121,19 @@ def run_train(cfg, comms, stop, resume: bool, device) -> None:
                     raise
                 stopped = e.with_traceback(None)
         if stopped is None:
-            trainer = Trainer(holder["bank"], train_x, val_x, cfg, blocking, comms, device,
-                              ckpt_dir, stop, progress=None)
-            trainer.progress = Progress("train", trainer.steps_per_epoch * t.epochs, "steps",
-                                        cfg.run.progress_seconds, active=comms.is_root,
-                                        start=state.steps)
             try:
+                trainer = Trainer(holder["bank"], train_x, val_x, cfg, blocking, comms, device,
+                                  ckpt_dir, stop, progress=None)
+                trainer.progress = Progress("train", trainer.steps_per_epoch * t.epochs,
+                                            "steps", cfg.run.progress_seconds,
+                                            active=comms.is_root, start=state.steps)
                 state = trainer.run(engine, state)
             except StoppedBySignal as e:  # collective: tear the group down cleanly, re-raise
                 stopped = e.with_traceback(None)  # its frames hold the engine and the tensors
+            except HpcRgError as e:  # raised alike on every rank: the same clean teardown
+                if not e.collective:
+                    raise
+                stopped = e.with_traceback(None)
         if stopped is None and not state.best_state:
             from ..superres.trainer import _cpu_state
             state.best_state = _cpu_state(engine.module)

@@ -142,10 +142,10 @@ class Trainer:
         self.steps_per_epoch = comm.allreduce(n_local // self.t.batch_size, op=MPI.MIN)
         if self.steps_per_epoch < 1:
             smallest = comm.allreduce(n_local, op=MPI.MIN)
-            raise ConfigError(f"{cfg.source}: train.batch_size={self.t.batch_size}: a rank "
-                              f"holds only {smallest} training samples per temperature; "
-                              f"lower train.batch_size, use fewer ranks or more "
-                              f"sample.samples/chains")
+            raise collective(ConfigError(
+                f"{cfg.source}: train.batch_size={self.t.batch_size}: a rank holds only "
+                f"{smallest} training samples per temperature; lower train.batch_size, use "
+                f"fewer ranks or more sample.samples/chains"))
 
     # ------------------------------------------------------------------ pieces
     def _inputs(self, target: torch.Tensor, gen) -> torch.Tensor:
