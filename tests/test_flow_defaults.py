@@ -11,7 +11,6 @@ of the issue (8 -> 16 at T = 3.0 and T_c, phi4 symmetric phase from 8 x 8) are s
 from __future__ import annotations
 
 import h5py
-import numpy as np
 import pytest
 
 from conftest import run_hpc_rg
