@@ -265,18 +265,30 @@ def test_ensemble_compiled_equals_torch(lib, threads, case):
         assert np.array_equal(fast.energies(), ref.energies())
 
 
-def test_fallback_warns_and_runs_torch(monkeypatch, tmp_path):
-    """No compiler: one warning, then the torch kernel (same results)."""
+@pytest.fixture
+def no_compiler(monkeypatch, tmp_path):
+    """No C++ compiler and an empty kernel cache for one test; yields the missing path."""
     monkeypatch.setattr(compiled, "_STATE", {})
     monkeypatch.setenv("HPC_RG_KERNEL_CACHE", str(tmp_path))
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
-    case = ENSEMBLE_CASES[0]
+    return tmp_path / "no-such-compiler"
+
+
+def _ensemble_with_warnings(cfg):
+    """(Ensemble of ``cfg`` on this rank, the warnings its construction raised)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        e = self_ensemble(_compiled_cfg(case))
+        e = self_ensemble(cfg)
+    return e, caught
+
+
+def test_fallback_warns_and_runs_torch(no_compiler):
+    """No compiler: one warning, then the torch kernel (same results)."""
+    case = ENSEMBLE_CASES[0]
+    e, caught = _ensemble_with_warnings(_compiled_cfg(case))
     assert e._kernel is None
     assert [str(w.message) for w in caught if "kernel=compiled" in str(w.message)] == [
-        f"sample.kernel=compiled: no C++ compiler {str(tmp_path / 'no-such-compiler')!r} "
+        f"sample.kernel=compiled: no C++ compiler {str(no_compiler)!r} "
         f"(FileNotFoundError); using the torch kernel"]
     ref = self_ensemble(make_cfg(**case))
     e.sweep(3)
@@ -332,14 +344,8 @@ def test_auto_chooses_torch_where_the_compiled_kernel_does_not_apply(requested, 
     assert kernel == "torch" and why in reason
 
 
-def test_auto_without_compiler_runs_torch_quietly_and_says_why(monkeypatch, tmp_path):
-    monkeypatch.setattr(compiled, "_STATE", {})
-    monkeypatch.setenv("HPC_RG_KERNEL_CACHE", str(tmp_path))
-    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
-    case = ENSEMBLE_CASES[0]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        e = self_ensemble(make_cfg(**case, kernel="auto"))
+def test_auto_without_compiler_runs_torch_quietly_and_says_why(no_compiler):
+    e, caught = _ensemble_with_warnings(make_cfg(**ENSEMBLE_CASES[0], kernel="auto"))
     assert e._kernel is None and e.kernel == "torch" and "no C++ compiler" in e.kernel_reason
     assert not [w for w in caught if "kernel" in str(w.message)]  # auto: no warning
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["MIN_EFFECTIVE", "TAU_RUNS", "Z_MAX", "Certificate", "certify_mh", "certify_hmc",
-           "approximate", "compare_to_reference", "read_certificate", "ADVICE"]
+           "approximate", "compare_to_reference", "read_certificate", "status", "ADVICE"]
 
 MIN_EFFECTIVE = 100  #: effectively independent configurations a certified point needs
 TAU_RUNS = 50  #: chain length in units of tau_int for a trustworthy tau (Sokal)
@@ -52,9 +52,9 @@ ADVICE = ("train the flow longer (train.flow.steps), use latent HMC (upscale.hmc
 
 @dataclass
 class Certificate:
-    """Certificate of one level: ``method``, ``exact`` and per grid point arrays (T,)."""
+    """Certificate of one level: ``sampler``, ``exact`` and per grid point arrays (T,)."""
 
-    method: str
+    sampler: str
     exact: bool
     certified_points: np.ndarray
     n_effective: np.ndarray
@@ -70,15 +70,15 @@ class Certificate:
                          zip(grid, self.reasons, self.certified_points) if not ok)
 
     def attrs(self, L: int, grid_label: str, grid) -> dict:
-        return {"sampler": self.method, "exact": bool(self.exact), "certified": self.certified,
+        return {"sampler": self.sampler, "exact": bool(self.exact), "certified": self.certified,
                 "certified_points": self.certified_points.astype(np.int8),
                 "n_effective": np.asarray(self.n_effective, dtype=np.float64),
                 "certificate": self.text(L, grid_label, grid)}
 
 
-def approximate(method: str, n_points: int, why: str) -> Certificate:
+def approximate(sampler: str, n_points: int, why: str) -> Certificate:
     """An approximate method (CNN, uncorrected flow): never certified, ``why`` per point."""
-    return Certificate(method, False, np.zeros(n_points, bool), np.full(n_points, np.nan),
+    return Certificate(sampler, False, np.zeros(n_points, bool), np.full(n_points, np.nan),
                        [why] * n_points)
 
 
@@ -187,9 +187,10 @@ def compare_to_reference(cert: Certificate, sr: dict, mc: dict, mc_grid, sr_grid
 
 
 def read_certificate(group) -> dict | None:
-    """The certificate attributes of an h5py level group as plain data, or None for files
-    written before certificates (unknown: never to be read as certified)."""
-    a = group.attrs
+    """The certificate attributes of an h5py level group (or of any mapping of its
+    attributes) as plain data, or None for files written before certificates (unknown:
+    never to be read as certified)."""
+    a = getattr(group, "attrs", group)
     if "certified" not in a:
         return None
     def _s(v):
@@ -203,3 +204,18 @@ def read_certificate(group) -> dict | None:
     if "reference" in a:
         out["reference"] = _s(a["reference"])
     return out
+
+
+def status(group) -> str:
+    """What the ensemble of a size group (h5py group or mapping of its attributes) is, in
+    one word: ``monte_carlo``, ``certified``, ``not_certified``, ``approximate`` or
+    ``unknown`` (a super-resolved level written before certificates). The tools word it
+    their own way from this."""
+    if str(getattr(group, "attrs", group).get("source", "")) == "monte_carlo":
+        return "monte_carlo"
+    c = read_certificate(group)
+    if c is None:
+        return "unknown"
+    if not c["exact"]:
+        return "approximate"
+    return "certified" if c["certified"] else "not_certified"

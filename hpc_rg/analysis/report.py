@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import OutputError
 from ..io import schema
-from .summary import _fmt, format_table
+from .summary import OUTSIDE_FLOW_NOTE, _fmt, format_flow_value, format_table
 from .tables import DISTANCES, ERR, LABELS, N_CONFIGS, NOMINAL, TWO_POINT, GroupTable
 
 __all__ = ["tool_provenance", "write_h5", "to_json", "write_json", "write_csv", "format_tables"]
@@ -158,21 +158,18 @@ def write_csv(path, tables: list[GroupTable]) -> None:
 
 def _status(t: GroupTable) -> str:
     """What a super-resolved group is (its certificate), for the table heading."""
-    if t.source == "monte_carlo":
-        return "; exact (Monte Carlo)"
-    if "certified" not in t.attrs:
-        return "; no certificate (written before certificates): exactness unknown"
-    if not t.attrs.get("exact", False):
-        return f"; APPROXIMATE ({t.attrs.get('sampler', '')}, exact=false)"
-    if t.attrs["certified"]:
-        return f"; certified exact ({t.attrs.get('sampler', '')})"
-    return (f"; NOT CERTIFIED ({t.attrs.get('sampler', '')}): not equilibrium samples, see "
-            f"the certificate attribute")
+    from .certificate import status
+    sampler = t.attrs.get("sampler", "")
+    return {"monte_carlo": "; exact (Monte Carlo)",
+            "unknown": "; no certificate (written before certificates): exactness unknown",
+            "approximate": f"; APPROXIMATE ({sampler}, exact=false)",
+            "certified": f"; certified exact ({sampler})",
+            "not_certified": f"; NOT CERTIFIED ({sampler}): not equilibrium samples, see the "
+                             f"certificate attribute"}[status({**t.attrs, "source": t.source})]
 
 
 def format_tables(tables: list[GroupTable], max_r: int = 0) -> str:
     """Human-readable tables: one block per group, value(error) columns, G at L/4 and L/2."""
-    from ..rg.flow import OUTSIDE_FLOW_NOTE, format_flow_value
     out = []
     outside = False
     for t in tables:

@@ -1,4 +1,5 @@
-"""The per-temperature table rank 0 prints at the end of the sample stage.
+"""The per-temperature table rank 0 prints at the end of the sample stage, and the cell
+formats shared by every printed table (``value(err)``, temperatures outside the flow).
 
 Reads only the small observable datasets of one size group (never the configurations).
 """
@@ -9,6 +10,21 @@ import numpy as np
 
 from ..io import schema
 from . import observables as obs
+
+
+#: what tables print for a temperature the measured flow does not reach (stored as NaN)
+OUTSIDE_FLOW = "outside"
+#: the one-time explanation printed under such a table
+OUTSIDE_FLOW_NOTE = (
+    "'outside' = outside the measured temperature flow: at these temperatures the blocked "
+    "L ensemble's observables leave the range of the L/2 Monte Carlo curve, so no effective "
+    "temperature is known (stored as NaN) and the level is listed by its nominal T_in. To "
+    "measure it, give the L/2 reference (sample.reference_sizes) temperatures beyond these")
+
+
+def format_flow_value(x, spec: str = ".5g") -> str:
+    """``x`` formatted with ``spec``, or :data:`OUTSIDE_FLOW` when it is not finite."""
+    return format(float(x), spec) if np.isfinite(x) else OUTSIDE_FLOW
 
 
 def _bins(n_samples: int, chains: int) -> int:

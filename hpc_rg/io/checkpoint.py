@@ -82,7 +82,8 @@ def load_plain(path):
     return from_plain(torch.load(path, map_location="cpu", weights_only=True))
 
 
-def _reason(exc: Exception) -> str:
+def unreadable_reason(exc: Exception) -> str:
+    """Why a checkpoint could not be loaded, in one clause (pickled objects named as such)."""
     if isinstance(exc, pickle.UnpicklingError):
         return ("it holds pickled Python objects besides tensors and plain data, which hpc_rg "
                 "refuses to load because loading them could run code")
@@ -156,7 +157,7 @@ class RankCheckpoints:
         try:
             state = load_plain(self._path(common))
         except Exception as e:  # truncated, foreign or pickled file: never resume from it
-            state, problem = None, _reason(e)
+            state, problem = None, unreadable_reason(e)
         bad = self.comm.allreduce(problem is not None, op=_max_op())
         if bad:
             where = self._path(common) if problem else self.root

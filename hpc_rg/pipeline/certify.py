@@ -100,14 +100,22 @@ def reference(samples_path, L: int, model: str):
         return grid, stats, f"{samples_path.name} /L{L}"
 
 
-def attach_reference(certificate, attrs: dict, sr_means: dict, ref, sr_grid,
-                     interpolate: bool) -> None:
-    """Add the z-scores against ``ref`` (see :func:`reference`) to ``attrs`` (in place)."""
-    if ref is None or not sr_means:
-        return
-    grid, mc, label = ref
-    attrs.update(cert.compare_to_reference(certificate, sr_means, mc, grid, sr_grid, interpolate))
-    attrs["reference"] = label + (" (interpolated to T_eff)" if interpolate else "")
+def level_attrs(cfg, h5, L: int, certificate, grid, grid_label: str, chains: int,
+                interpolate: bool) -> dict:
+    """The certificate attributes of level ``L`` (rank 0): ``certificate``'s own, after the
+    z-scores against Monte Carlo of size L in samples.h5 (if any) have failed the points
+    beyond Z_MAX. ``chains``: consecutive Markov chains per grid point of the level's rows;
+    ``interpolate``: compare at effective temperatures off the Monte Carlo grid (CNN)."""
+    attrs = {}
+    means = level_means(h5, schema.size_group(L), cfg.model.name, chains)
+    ref = reference(cfg.output_dir / schema.SAMPLES_FILE, L, cfg.model.name)
+    if ref is not None and means:
+        mc_grid, mc, label = ref
+        attrs.update(cert.compare_to_reference(certificate, means, mc, mc_grid, grid,
+                                               interpolate))
+        attrs["reference"] = label + (" (interpolated to T_eff)" if interpolate else "")
+    attrs.update(certificate.attrs(L, grid_label, grid))
+    return attrs
 
 
 def report(certs: list, grid_label: str) -> None:
@@ -115,7 +123,7 @@ def report(certs: list, grid_label: str) -> None:
     level, and a warning listing every uncertified point of an exact method."""
     approx = [(L, c) for L, c, _ in certs if not c.exact]
     if approx:
-        log.info(f"[upscale] L={', '.join(str(L) for L, _ in approx)}: {approx[0][1].method} "
+        log.info(f"[upscale] L={', '.join(str(L) for L, _ in approx)}: {approx[0][1].sampler} "
                  f"super-resolution is approximate (exact = false, not certified); where "
                  f"samples.h5 has Monte Carlo of a level's size its bias is in the file "
                  f"(bias_*, z_*; tools/h5info, tools/compare)")
@@ -123,9 +131,9 @@ def report(certs: list, grid_label: str) -> None:
         if not c.exact:
             continue
         if c.certified:
-            log.info(f"[upscale] L={L}: certified ({c.method}; effectively independent "
+            log.info(f"[upscale] L={L}: certified ({c.sampler}; effectively independent "
                      f"configurations {', '.join(f'{x:.0f}' for x in c.n_effective)})")
         else:
-            log.warning(f"[upscale] L={L}: NOT CERTIFIED ({c.method}) -- not equilibrium "
+            log.warning(f"[upscale] L={L}: NOT CERTIFIED ({c.sampler}) -- not equilibrium "
                         f"samples at the points below, do not use them as exact:\n"
                         + c.text(L, grid_label, grid))

@@ -641,8 +641,8 @@ def run_upscale_flow(cfg, comms, stop, resume: bool, device) -> None:
 def _certificates(cfg, h5, sizes, level_stats, N: int, C: int, meta) -> list:
     """(attrs, Certificate) per level (rank 0): see :mod:`hpc_rg.analysis.certificate`."""
     from ..analysis import certificate as cert
-    from .certify import attach_reference, level_means, reference
-    model, hmc = cfg.model.name, cfg.upscale.hmc
+    from .certify import level_attrs
+    hmc = cfg.upscale.hmc
     out = []
     for li, Lp in enumerate(sizes):
         g = schema.size_group(Lp)
@@ -658,12 +658,9 @@ def _certificates(cfg, h5, sizes, level_stats, N: int, C: int, meta) -> list:
             c = cert.certify_mh(tau, n_acc.astype(np.int64), N // C, C,
                                 cfg.upscale.min_effective)
         grid = h5.read(f"{g}/{meta['grid_name']}")
-        attrs = {}
         # latent-HMC rows are independent (their tau ~ 1/2); MH rows are C chains per point
-        means = level_means(h5, g, model, 1 if hmc.trajectories else C)
-        ref = reference(cfg.output_dir / schema.SAMPLES_FILE, Lp, model)
-        attach_reference(c, attrs, means, ref, grid, interpolate=False)
-        attrs.update(c.attrs(Lp, meta["grid_name"][:-1], grid))  # after the z-scores
+        attrs = level_attrs(cfg, h5, Lp, c, grid, meta["grid_name"][:-1],
+                            1 if hmc.trajectories else C, interpolate=False)
         out.append((attrs, c))
     return out
 

@@ -150,7 +150,7 @@ def _certificates(cfg, h5, sizes) -> list:
     where ``samples.h5`` has Monte Carlo of the level's size, its bias and z-scores there
     (the Monte Carlo curve interpolated to the level's effective temperatures)."""
     from ..analysis import certificate as cert
-    from .certify import attach_reference, level_means, reference
+    from .certify import level_attrs
     out = []
     for Lp in sizes:
         g = schema.size_group(Lp)
@@ -158,11 +158,8 @@ def _certificates(cfg, h5, sizes) -> list:
         grid = h5.read(f"{g}/{grid_name}")
         c = cert.approximate("cnn", len(grid), "CNN super-resolution is approximate: it has no "
                              "exactness correction")
-        attrs = c.attrs(Lp, grid_name[:-1], grid)
-        means = level_means(h5, g, cfg.model.name, 1)  # rows follow the Monte Carlo input order
-        ref = reference(cfg.output_dir / schema.SAMPLES_FILE, Lp, cfg.model.name)
-        attach_reference(c, attrs, means, ref, grid, interpolate=True)
-        out.append((attrs, c))
+        # one chain per point: the rows follow the Monte Carlo input order
+        out.append((level_attrs(cfg, h5, Lp, c, grid, grid_name[:-1], 1, interpolate=True), c))
     return out
 
 
@@ -264,7 +261,7 @@ def _create_file(h5, cfg, comms, model, sizes, temps, N, N_all) -> None:
 
 def _print_summary(path, sizes) -> None:
     import h5py
-    from ..rg.flow import OUTSIDE_FLOW_NOTE, format_flow_value
+    from ..analysis.summary import OUTSIDE_FLOW_NOTE, format_flow_value
     lines = []
     outside = False
     with h5py.File(path, "r") as f:

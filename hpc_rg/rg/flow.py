@@ -65,22 +65,7 @@ import numpy as np
 
 from hpc_rg.analysis.exact import decimated_temperature
 
-__all__ = ["TemperatureFlow", "fit_flow", "ising1d_flow", "OUTSIDE_FLOW", "OUTSIDE_FLOW_NOTE",
-           "format_flow_value"]
-
-#: what tables print for a temperature the measured flow does not reach (stored as NaN)
-OUTSIDE_FLOW = "outside"
-#: the one-time explanation printed under such a table
-OUTSIDE_FLOW_NOTE = (
-    "'outside' = outside the measured temperature flow: at these temperatures the blocked "
-    "L ensemble's observables leave the range of the L/2 Monte Carlo curve, so no effective "
-    "temperature is known (stored as NaN) and the level is listed by its nominal T_in. To "
-    "measure it, give the L/2 reference (sample.reference_sizes) temperatures beyond these")
-
-
-def format_flow_value(x, spec: str = ".5g") -> str:
-    """``x`` formatted with ``spec``, or :data:`OUTSIDE_FLOW` when it is not finite."""
-    return format(float(x), spec) if np.isfinite(x) else OUTSIDE_FLOW
+__all__ = ["TemperatureFlow", "fit_flow", "ising1d_flow"]
 
 
 def _longest_increasing(x: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:

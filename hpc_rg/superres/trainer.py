@@ -297,12 +297,12 @@ def _load_weights_only(engine) -> None:
 def load_checkpoint(engine, ckpt_dir, tag: str) -> dict:
     """Collective: load DeepSpeed checkpoint ``tag``; its client state (a clear error if the
     committed checkpoint cannot be read)."""
-    from ..io.checkpoint import _reason
+    from ..io.checkpoint import unreadable_reason
     _load_weights_only(engine)
     try:
         path, client = engine.load_checkpoint(str(ckpt_dir), tag=tag)
     except Exception as e:
-        path, client = None, _reason(e)
+        path, client = None, unreadable_reason(e)
     bad = path is None or not isinstance(client, dict) or "loop" not in client
     if _any_rank(bad):
         detail = client if isinstance(client, str) else "incomplete" if bad else "on another rank"

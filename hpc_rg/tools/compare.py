@@ -156,16 +156,17 @@ def match_rows(a: np.ndarray, b: np.ndarray):
 def ensemble_status(group) -> str:
     """What the ensemble of a size group is: Monte Carlo (exact), or a super-resolved level's
     certificate (certified / NOT CERTIFIED / approximate / no certificate)."""
-    from ..analysis.certificate import read_certificate
-    source = str(group.attrs.get("source", "?"))
-    if source == "monte_carlo":
+    from ..analysis.certificate import read_certificate, status
+    what = status(group)
+    if what == "monte_carlo":
         return "Monte Carlo (exact)"
+    if what == "unknown":
+        return (f"{group.attrs.get('source', '?')}, no certificate (written before "
+                f"certificates): exactness unknown")
     c = read_certificate(group)
-    if c is None:
-        return f"{source}, no certificate (written before certificates): exactness unknown"
-    if not c["exact"]:
+    if what == "approximate":
         return f"{c['sampler']}, APPROXIMATE (exact=false)"
-    if c["certified"]:
+    if what == "certified":
         return f"{c['sampler']}, certified"
     first = c["certificate"].splitlines()[0] if c["certificate"] else "not certified"
     return f"{c['sampler']}, NOT CERTIFIED ({first})"

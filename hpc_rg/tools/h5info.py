@@ -199,11 +199,12 @@ def _group_lines(g: dict, indent: str = "") -> list[str]:
         head.remove(f"size_complete={fmt(a['size_complete'])}")
     elif g["size_group"] and a.get(schema.GROUP_ATTR_SOURCE) == "monte_carlo":
         head.insert(0, "SIZE INCOMPLETE (no size_complete)")
-    if g["size_group"] and "certified" in a:  # super-resolved level: what it is, at a glance
-        head.append("CERTIFIED" if a["certified"] else "NOT CERTIFIED" if a.get("exact")
-                    else "APPROXIMATE (exact=false)")
-    elif g["size_group"] and str(a.get(schema.GROUP_ATTR_SOURCE, "")).startswith("superres"):
-        head.append("no certificate (written before certificates)")
+    if g["size_group"] and a.get(schema.GROUP_ATTR_SOURCE) is not None:  # what it is, at a glance
+        from ..analysis.certificate import status
+        head.append({"monte_carlo": "", "certified": "CERTIFIED", "not_certified": "NOT CERTIFIED",
+                     "approximate": "APPROXIMATE (exact=false)",
+                     "unknown": "no certificate (written before certificates)"}[status(a)])
+        head = [h for h in head if h]
     lines = [f"{indent}{g['name']}  " + "  ".join(head)]
     rest = [f"{k}={fmt(v)}" for k, v in a.items() if k not in GROUP_HEAD]
     line = indent + "  @"

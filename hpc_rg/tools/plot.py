@@ -488,13 +488,9 @@ def _dodge(x, i, n, span):
 def cert_tag(group) -> str:
     """Legend suffix saying what a super-resolved level is: '' when certified exact,
     ' [approximate]', ' [NOT CERTIFIED]' or ' [no certificate]' (older files)."""
-    from ..analysis.certificate import read_certificate
-    c = read_certificate(group)
-    if c is None:
-        return " [no certificate]"
-    if not c["exact"]:
-        return " [approximate]"
-    return "" if c["certified"] else " [NOT CERTIFIED]"
+    from ..analysis.certificate import status
+    return {"monte_carlo": "", "certified": "", "not_certified": " [NOT CERTIFIED]",
+            "approximate": " [approximate]", "unknown": " [no certificate]"}[status(group)]
 
 
 def _model_title(inp):
