@@ -12,7 +12,7 @@ MPIENV := OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
 
 .PHONY: install quickstart run test test-slow bench clean
 install:
-	bash tools/install.sh
+	bash dev/install.sh
 
 quickstart: install
 	$(MPIENV) mpirun -n $(NP) $(PY) -m hpc_rg $(CONFIG) --set run.output=runs/quickstart-$$(date +%Y%m%d-%H%M%S)
@@ -21,10 +21,10 @@ run:
 	$(MPIENV) mpirun -n $(NP) $(PY) -m hpc_rg $(CONFIG) $(ARGS)
 
 test: install
-	bash tools/run_tests.sh
+	bash dev/run_tests.sh
 
 test-slow: install
-	bash tools/run_tests.sh --slow
+	bash dev/run_tests.sh --slow
 
 clean:
 	rm -rf runs .pytest_cache

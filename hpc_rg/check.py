@@ -12,7 +12,7 @@ import sys
 
 from . import __version__
 
-FIX = "run: bash tools/install.sh (see INSTALL.md)"
+FIX = "run: bash dev/install.sh (see INSTALL.md)"
 
 
 def _try(name):

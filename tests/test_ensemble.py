@@ -1,7 +1,7 @@
 """The sample-stage ensemble: layout, observables, resume, decomposition and physics.
 
 Fast tests run in CI (plain and under ``mpirun -n 2 ... --with-mpi -m mpi``); the
-``slow`` ones are longer versions of the physics checks (tools/nightly.sh).
+``slow`` ones are longer versions of the physics checks (dev/nightly.sh).
 """
 
 from __future__ import annotations

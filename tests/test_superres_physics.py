@@ -1,4 +1,4 @@
-"""Physics of the trained CNN (slow; runs in tools/nightly.sh): on held-out 16 x 16 Ising
+"""Physics of the trained CNN (slow; runs in dev/nightly.sh): on held-out 16 x 16 Ising
 configurations, SR(block(sigma)) reproduces <|m|> and <e> of sigma within a few percent
 (Efthymiou et al., appendix B; docs/validation.md has the full table)."""
 

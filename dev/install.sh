@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install hpc_rg and its whole stack into ./.venv on Debian 12 (root) with Python 3.11.
 #
-# Usage: bash tools/install.sh            (idempotent: a second run takes seconds)
+# Usage: bash dev/install.sh            (idempotent: a second run takes seconds)
 # Env:   PYTHON=python3.11  VENV=.venv  HPC_RG_SKIP_APT=1 (cluster: MPI/HDF5 from modules)
 #        HPC_RG_TORCH="torch==2.13.0"  (e.g. a CUDA build on a GPU cluster)
 set -euo pipefail

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Run the test suite: plain pytest, then the MPI tests under mpirun -n 2 and -n 4.
 #
-# Usage: bash tools/run_tests.sh [--slow] [extra pytest args]
+# Usage: bash dev/run_tests.sh [--slow] [extra pytest args]
 #   --slow   also run the heavy physics checks (marked slow; nightly, minutes to an hour)
-# Exits non-zero if any part fails. Uses ./.venv (make install / tools/install.sh).
+# Exits non-zero if any part fails. Uses ./.venv (make install / dev/install.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
