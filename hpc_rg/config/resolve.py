@@ -1,0 +1,75 @@
+"""Values derived from a config: ``auto`` resolutions, the sample stage's work units and
+the lattice sizes a run writes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .sections import Config
+
+
+def resolve_auto(cfg: Config, world_size: int | None) -> Config:
+    """``cfg`` with ``sample.chains: auto`` replaced by a number of chains per grid point.
+
+    auto is the smallest count that gives every replica group of a ``world_size``-rank job
+    at least one chain, ``ceil(groups / grid points)`` (1 when the ranks are unknown, for
+    Edwards-Anderson, whose unit is the disorder sample, and when there are at least as
+    many grid points as groups -- so a deck that ran before gives the same chains, and
+    the same results on every rank count, as before).
+    """
+    s = cfg.sample
+    if s.chains != "auto":
+        return cfg
+    points = len(cfg.parameter_grid)
+    groups = 1
+    if world_size is not None and s.ranks_per_replica >= 1:
+        groups = max(1, world_size // s.ranks_per_replica)
+    chains = 1
+    if cfg.model.name != "edwards_anderson" and points:
+        chains = max(1, -(-groups // points))
+    note = ()
+    if cfg.model.name != "edwards_anderson":
+        why = (f"{groups} replica group(s), {points} "
+               f"{'coupling' if cfg.model.name == 'phi4' else 'temperature'}(s)")
+        caution = "" if chains == 1 else (
+            "; another rank count may resolve to other chains and other numbers: set "
+            f"sample.chains: {chains} to keep them")
+        note = (f"sample.chains: auto -> {chains} chain(s) per grid point ({why}){caution}",)
+    return dataclasses.replace(cfg, sample=dataclasses.replace(s, chains=chains),
+                               resolved=cfg.resolved + note)
+
+
+def resolved_blocking(cfg: Config) -> str:
+    """The blocking transform of ``train.blocking`` with ``auto`` resolved by model and dims."""
+    b = cfg.train.blocking
+    if b != "auto":
+        return b
+    if cfg.model.name == "edwards_anderson":
+        return "overlap"
+    if cfg.model.name == "phi4":
+        return "sign_mean"
+    return "decimation" if cfg.model.dims == 1 else "majority"
+
+
+def work_units(cfg: Config) -> int:
+    """Independent Markov chains of the sample stage (what ranks are spread over).
+
+    Clean models: parameter points x chains (a tempering ladder may be spread over ranks).
+    Edwards-Anderson: disorder samples (a replica group holds every replica and
+    temperature of its samples, so overlaps stay local).
+    """
+    if cfg.model.name == "edwards_anderson":
+        return cfg.model.disorder_samples
+    return cfg.sample.chains * len(cfg.parameter_grid)
+
+
+def run_sizes(cfg: Config) -> tuple[int, ...]:
+    """Every lattice size the run writes: Monte Carlo sizes, then the upscaled levels."""
+    sizes = list(cfg.sample.sizes)
+    if "upscale" in cfg.present or "train" in cfg.present:
+        L, target = cfg.sample.L, cfg.upscale.target_L or 4 * cfg.sample.L
+        while 0 < L < target:
+            L *= 2
+            sizes.append(L)
+    return tuple(sorted(set(sizes)))
+
