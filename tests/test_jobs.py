@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from hpc_rg.config import load_config, work_units
+from hpc_rg.jobs import examples as E
 from hpc_rg.jobs import render as R
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,15 +47,17 @@ def layout_of(text, scheduler):
         launch = re.search(r"^srun .*$", text, re.M)[0]
         ranks = int(re.search(r"--ntasks=(\d+)", launch)[1])
         assert f"--nodes={nodes}" in launch and f"--ntasks-per-node={tpn}" in launch
-    else:
+    else:  # ranks = PPN x the nodes PBS allocates (the select line's count outside PBS)
         m = re.search(r"^#PBS -l select=(\d+):ncpus=\d+(?::ngpus=(\d+))?:mpiprocs=(\d+)",
                       text, re.M)
         nodes, tpn = int(m[1]), int(m[3])
         g = int(m[2]) if m[2] else 0
+        assert int(re.search(r"^PPN=(\d+) ", text, re.M)[1]) == tpn
+        fallback = int(re.search(r"\|\| NODES=(\d+)$", text, re.M)[1])
         launch = re.search(r"^mpiexec .*$", text, re.M)[0]
-        ranks = int(re.search(r"-n (\d+)", launch)[1])
-        assert f"ppr:{tpn}:node" in launch
-        return nodes, tpn, ranks, g
+        assert launch.startswith("mpiexec -n $NRANKS --map-by ppr:$PPN:node:PE=$THREADS ")
+        assert re.search(r"^NRANKS=\$\(\(NODES \* PPN\)\) ", text, re.M)
+        return nodes, tpn, fallback * tpn, g
     return nodes, tpn, ranks, int(g[1]) if g else 0
 
 
@@ -82,6 +85,25 @@ def test_job_template_syntax_and_header(path):
         assert "run.device=cuda" in text and "NCCL_SOCKET_IFNAME" in text
     if "array" in path.name:
         assert "run.output=$OUTPUT/task$TASK" in text and "run.seed=$((SEED + TASK))" in text
+
+
+def test_shipped_examples_are_rendered_from_the_templates():
+    """jobs/*.sbatch, jobs/*.pbs are exactly what ``python -m hpc_rg.jobs examples`` writes."""
+    texts = E.example_texts()
+    assert {f"{k}" for k in texts} == {p.relative_to(REPO / "jobs").as_posix()
+                                       for p in JOB_FILES}
+    for rel, text in texts.items():
+        assert (REPO / "jobs" / rel).read_bytes() == text.encode(), \
+            f"jobs/{rel} differs from its template: run python -m hpc_rg.jobs examples"
+
+
+def test_examples_cli_writes_every_example(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "hpc_rg.jobs", "examples", str(tmp_path)],
+                       cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for rel in E.EXAMPLES:
+        assert (tmp_path / rel).read_bytes() == (REPO / "jobs" / rel).read_bytes()
+        assert (tmp_path / rel).stat().st_mode & stat.S_IXUSR
 
 
 def test_slurm_gpu_template_one_rank_per_gpu():
@@ -355,7 +377,11 @@ def test_slurm_template_smoke(tmp_path, name):
                        text=True, timeout=30)
     assert r.returncode == 3, r.stderr
     log = (tmp_path / "log").read_text().splitlines()
-    assert log[0].startswith("srun --cpu-bind=cores python -m hpc_rg inputs/ea3d.yaml --resume")
+    launch = {"cpu.sbatch": "--nodes=2 --ntasks=64 --ntasks-per-node=32 --cpus-per-task=1",
+              "gpu.sbatch": "--nodes=2 --ntasks=8 --ntasks-per-node=4 --cpus-per-task=8",
+              "array.sbatch": "--nodes=1 --ntasks=32 --ntasks-per-node=32 --cpus-per-task=1"}
+    assert log[0].startswith(f"srun {launch[name]} --cpu-bind=cores python -m hpc_rg "
+                             f"inputs/ea3d.yaml --resume")
     if name == "array.sbatch":
         assert log[0].endswith("--set run.output=runs/ea3d/task5 --set run.seed=12")
     assert "scontrol requeue 4242" in log
