@@ -14,10 +14,10 @@ def resolve_auto(cfg: Config, world_size: int | None) -> Config:
     auto is the smallest count that gives every replica group of a ``world_size``-rank job
     at least one chain, ``ceil(groups / grid points)`` (1 when the ranks are unknown, for
     Edwards-Anderson, whose unit is the disorder sample, and when there are at least as
-    many grid points as groups -- so a deck that ran before gives the same chains, and
-    the same results on every rank count, as before).
+    many grid points as groups -- so such a deck gives the same chains, and the same
+    results, on every rank count).
     """
-    s = cfg.sample
+    s, spec = cfg.sample, cfg.model.spec
     if s.chains != "auto":
         return cfg
     points = len(cfg.parameter_grid)
@@ -25,12 +25,11 @@ def resolve_auto(cfg: Config, world_size: int | None) -> Config:
     if world_size is not None and s.ranks_per_replica >= 1:
         groups = max(1, world_size // s.ranks_per_replica)
     chains = 1
-    if cfg.model.name != "edwards_anderson" and points:
+    if not spec.disordered and points:
         chains = max(1, -(-groups // points))
     note = ()
-    if cfg.model.name != "edwards_anderson":
-        why = (f"{groups} replica group(s), {points} "
-               f"{'coupling' if cfg.model.name == 'phi4' else 'temperature'}(s)")
+    if not spec.disordered:
+        why = f"{groups} replica group(s), {points} {spec.point_name}(s)"
         caution = "" if chains == 1 else (
             "; another rank count may resolve to other chains and other numbers: set "
             f"sample.chains: {chains} to keep them")
@@ -44,11 +43,7 @@ def resolved_blocking(cfg: Config) -> str:
     b = cfg.train.blocking
     if b != "auto":
         return b
-    if cfg.model.name == "edwards_anderson":
-        return "overlap"
-    if cfg.model.name == "phi4":
-        return "sign_mean"
-    return "decimation" if cfg.model.dims == 1 else "majority"
+    return cfg.model.spec.default_blocking(cfg.model.dims)
 
 
 def work_units(cfg: Config) -> int:
@@ -58,7 +53,7 @@ def work_units(cfg: Config) -> int:
     Edwards-Anderson: disorder samples (a replica group holds every replica and
     temperature of its samples, so overlaps stay local).
     """
-    if cfg.model.name == "edwards_anderson":
+    if cfg.model.spec.disordered:
         return cfg.model.disorder_samples
     return cfg.sample.chains * len(cfg.parameter_grid)
 

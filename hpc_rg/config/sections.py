@@ -13,12 +13,13 @@ from typing import Literal, Union
 
 import yaml
 
-MODELS = ("ising", "edwards_anderson", "phi4")
-ALGORITHMS = {
-    "ising": ("metropolis", "heatbath", "wolff", "swendsen_wang"),
-    "edwards_anderson": ("metropolis", "heatbath"),
-    "phi4": ("metropolis", "hmc", "langevin", "wolff"),
-}
+from ..models.spec import MODELS, SPECS, ModelSpec, spec_for
+
+#: the model names, and per model its algorithms, ``model:`` keys and blockings, in the
+#: order of :mod:`hpc_rg.models.spec` (messages list them in this order)
+ALGORITHMS = {name: spec.algorithms for name, spec in SPECS.items()}
+MODEL_KEYS = {name: spec.keys for name, spec in SPECS.items()}
+BLOCKINGS_FOR = {name: spec.blockings for name, spec in SPECS.items()}
 CLUSTER_ALGORITHMS = ("wolff", "swendsen_wang")
 STAGES = ("sample", "train", "upscale", "analyze")
 #: an integer key that may also be ``auto`` (resolved when the rank count is known)
@@ -40,7 +41,7 @@ class RunConfig:
 class ModelConfig:
     """``model:`` section. Which keys are accepted depends on ``name`` (see MODEL_KEYS)."""
 
-    name: Literal["ising", "edwards_anderson", "phi4"] = "ising"
+    name: Literal[MODELS] = "ising"
     dims: int = 2
     # ising: H = -J sum_<ij> s_i s_j - h sum_i s_i
     J: float = 1.0
@@ -55,17 +56,10 @@ class ModelConfig:
     kappa: float = 1.0
     lam: float = 0.02
 
-
-MODEL_KEYS = {
-    "ising": ("name", "dims", "J", "h"),
-    "edwards_anderson": ("name", "dims", "disorder", "disorder_samples", "replicas"),
-    "phi4": ("name", "dims", "parametrization", "kappa", "lam"),
-}
-
-
-BLOCKINGS_FOR = {"ising": ("majority", "majority_random", "decimation"),
-                 "edwards_anderson": ("overlap",),
-                 "phi4": ("sign_mean", "decimation")}
+    @property
+    def spec(self) -> ModelSpec:
+        """What the program knows about this model (:mod:`hpc_rg.models.spec`)."""
+        return spec_for(self.name)
 
 
 @dataclass(frozen=True)
@@ -277,7 +271,9 @@ class Config:
     @property
     def parameter_grid(self) -> tuple[float, ...]:
         """Temperatures (spin models) or scanned couplings (phi4), in order."""
-        return self.sample.couplings if self.model.name == "phi4" else self.sample.temperatures
+        if self.model.spec.has_temperature:
+            return self.sample.temperatures
+        return self.sample.couplings
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -6,19 +6,21 @@ import dataclasses
 
 from .messages import show
 from .resolve import resolved_blocking, run_sizes
-from .sections import BLOCKINGS_FOR, Config
+from .sections import Config
 
 
 def validate_train(cfg: Config, problems: list[str]) -> None:
+    """``train:`` (network, blocking, optimiser) and, for the flow methods, ``train.flow``."""
     w, t, m = cfg.source, cfg.train, cfg.model
+    blockings = m.spec.blockings
     n = t.network
     if n.depth < 1 or n.width < 1 or n.kernel < 1 or n.kernel % 2 == 0:
         problems.append(f"{w}: train.network={show(dataclasses.asdict(n))}: need depth >= 1, "
                         f"width >= 1 and an odd kernel >= 1")
     b = resolved_blocking(cfg)
-    if b not in BLOCKINGS_FOR[m.name]:
+    if b not in blockings:
         problems.append(f"{w}: train.blocking={t.blocking}: accepted for {m.name} are auto, "
-                        f"{', '.join(BLOCKINGS_FOR[m.name])}")
+                        f"{', '.join(blockings)}")
     elif b.startswith("majority") and m.dims == 1:
         problems.append(f"{w}: train.blocking={t.blocking}: majority rule with b=2 is for "
                         f"dims 2 and 3; use decimation in 1D")
@@ -40,12 +42,14 @@ def validate_train(cfg: Config, problems: list[str]) -> None:
 
 
 def _validate_flow(cfg: Config, problems: list[str]) -> None:
+    """``train.flow`` of the flow methods."""
     w, f, m = cfg.source, cfg.train.flow, cfg.model
+    spec = m.spec
     k = f"{w}: train.flow"
-    if m.name not in ("phi4", "ising"):
+    if not spec.flow_scalars:  # no flow level is defined for it
         problems.append(f"{w}: train.method={cfg.train.method}: flows are for model phi4 and "
                         f"ising (continuous relaxation), not {m.name}; use method: cnn")
-    if m.name == "ising" and m.h != 0:
+    if "h" in spec.keys and m.h != 0:
         problems.append(f"{w}: train.method={cfg.train.method}: the Ising relaxation needs "
                         f"model.h=0 (got {m.h})")
     for key in ("layers", "width", "depth", "steps", "batch", "n_freq", "n_time", "ode_steps"):
@@ -61,7 +65,7 @@ def _validate_flow(cfg: Config, problems: list[str]) -> None:
             problems.append(f"{k}.{key}={getattr(f, key)}: must be >= 0 (0: off)")
     if f.alpha < 0:
         problems.append(f"{k}.alpha={f.alpha}: must be >= 0 (0: automatic)")
-    elif 0 < f.alpha and m.name == "ising" and cfg.sample.temperatures and \
+    elif 0 < f.alpha and "J" in spec.keys and cfg.sample.temperatures and \
             f.alpha <= 2 * m.dims * abs(m.J) / min(cfg.sample.temperatures):
         problems.append(f"{k}.alpha={f.alpha}: must exceed 2 dims |J| / T_min = "
                         f"{2 * m.dims * abs(m.J) / min(cfg.sample.temperatures):.4g} "
@@ -70,12 +74,12 @@ def _validate_flow(cfg: Config, problems: list[str]) -> None:
         problems.append(f"{k}: reg_weight={f.reg_weight}, reg_steps={f.reg_steps}: must be >= 0")
     if f.local_flow == "continuous" and f.conditional:
         problems.append(f"{k}.local_flow=continuous: works only with conditional: false")
-    if f.z2 and m.name == "ising" and m.h != 0:
+    if f.z2 and "h" in spec.keys and m.h != 0:
         problems.append(f"{k}.z2=true needs model.h=0")
-    if f.ir_matching and m.name != "phi4":
+    if f.ir_matching and "kappa" not in spec.keys:
         problems.append(f"{k}.ir_matching=true: learns the coarse hopping parameter of phi4; "
                         f"model {m.name} has none (set ir_matching: false)")
-    if f.uv_matching and (m.name != "phi4" or m.parametrization != "bauer"):
+    if f.uv_matching and ("kappa" not in spec.keys or m.parametrization != "bauer"):
         problems.append(f"{k}.uv_matching=true: learns the fine hopping parameter of phi4 in "
                         f"the Bauer parametrization (model.parametrization: bauer); set "
                         f"uv_matching: false")
@@ -97,6 +101,7 @@ def _validate_flow(cfg: Config, problems: list[str]) -> None:
 
 
 def validate_upscale(cfg: Config, problems: list[str]) -> None:
+    """``upscale:`` target size, batches, consistency and the latent-HMC correction."""
     w, u, L = cfg.source, cfg.upscale, cfg.sample.L
     target = u.target_L or 4 * L
     k = target // L if L > 0 else 0
@@ -107,7 +112,7 @@ def validate_upscale(cfg: Config, problems: list[str]) -> None:
         problems.append(f"{w}: upscale.batch={u.batch}: must be >= 1")
     if u.samples < 0:
         problems.append(f"{w}: upscale.samples={u.samples}: must be >= 0 (0 = all)")
-    if u.consistent and (cfg.train.network.two_pass or cfg.model.name == "phi4"
+    if u.consistent and (cfg.train.network.two_pass or cfg.model.spec.continuous
                          or resolved_blocking(cfg) in ("majority_random", "sign_mean")):
         problems.append(f"{w}: upscale.consistent=true: needs the one-pass spin output and "
                         f"deterministic blocking (majority, overlap or decimation); set "
@@ -135,6 +140,7 @@ def validate_upscale(cfg: Config, problems: list[str]) -> None:
 
 
 def validate_analyze(cfg: Config, problems: list[str]) -> None:
+    """``analyze:`` sizes, distances and jackknife bins."""
     w, a = cfg.source, cfg.analyze
     have = run_sizes(cfg)
     bad = [L for L in a.sizes if L not in have]
