@@ -23,6 +23,34 @@ MPI_ENV = {
 }
 
 
+# ---------------------------------------------------------------- rank counts of MPI tests
+# `mpi` tests run in the 2-rank step (mpirun -n 2 pytest --with-mpi -m mpi); those that are
+# also valid at 4 ranks carry `mpi4` and run in the 4-rank step (mpirun -n 4 ... -m mpi4).
+# A test run at a rank count its markers do not name fails here instead of skipping itself.
+RANKS_OF = {"mpi": (2,), "mpi4": (4,)}
+
+
+def written_for(item) -> set[int]:
+    """The rank counts (> 1) an MPI test is written for, from its markers."""
+    return {n for name, sizes in RANKS_OF.items() if item.get_closest_marker(name)
+            for n in sizes}
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("mpi4") and not item.get_closest_marker("mpi"):
+        pytest.fail("marked mpi4 without mpi: an mpi4 test is an mpi test valid at 4 ranks too",
+                    pytrace=False)
+    if not item.config.getoption("--with-mpi", default=False) \
+            or not item.get_closest_marker("mpi"):
+        return
+    from mpi4py import MPI
+    size = MPI.COMM_WORLD.Get_size()
+    if size > 1 and size not in written_for(item):
+        pytest.fail(f"run on {size} ranks but written for {sorted(written_for(item))}: select "
+                    f"it with -m mpi (2 ranks) or -m mpi4 (4 ranks), or add the marker for "
+                    f"{size} ranks if the test is valid there", pytrace=False)
+
+
 def launch_env() -> dict:
     env = dict(os.environ)
     # a test run under mpirun must not leak its own rank variables into the child job

@@ -19,6 +19,7 @@ def test_block_range_partitions():
 
 
 @pytest.mark.mpi(min_size=1)
+@pytest.mark.mpi4
 def test_splits_for_every_divisor():
     world = MPI.COMM_WORLD
     size, rank = world.Get_size(), world.Get_rank()
@@ -35,6 +36,7 @@ def test_splits_for_every_divisor():
 
 
 @pytest.mark.mpi(min_size=1)
+@pytest.mark.mpi4
 def test_bad_split_raises():
     world = MPI.COMM_WORLD
     with pytest.raises(ValueError):

@@ -230,6 +230,7 @@ def test_slab_decomposition_is_bit_identical(case):
 
 
 @pytest.mark.mpi(min_size=2)
+@pytest.mark.mpi4
 @pytest.mark.parametrize("case", [
     dict(model="ising", chains=1, temps=(2.0, 2.2, 2.4, 2.6, 2.8), algorithm="metropolis"),
     dict(model="ising", chains=3, temps=(2.0, 2.3, 2.6, 3.0), algorithm="heatbath"),

@@ -37,6 +37,7 @@ def test_rejects_unbatched():
 
 
 @pytest.mark.mpi(min_size=2)
+@pytest.mark.mpi4
 @pytest.mark.parametrize("dtype", [torch.int8, torch.float32, torch.bool])
 def test_slabs_match_global_lattice(dtype):
     """Every rank of the world holds one slab; ghosts equal the neighbouring global planes,
@@ -60,6 +61,7 @@ def test_slabs_match_global_lattice(dtype):
 
 
 @pytest.mark.mpi(min_size=2)
+@pytest.mark.mpi4
 def test_two_rank_subcommunicator_tags():
     """S = 2: left and right neighbour are the same rank; tags keep the planes apart."""
     comm = MPI.COMM_WORLD.Split(color=MPI.COMM_WORLD.Get_rank() // 2,

@@ -94,6 +94,7 @@ def test_unwritable_output_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.mpi(min_size=2)
+@pytest.mark.mpi4
 @pytest.mark.parametrize("writer", ["mpio", "vds"])
 def test_parallel_roundtrip(shared_tmp, writer):
     comm = MPI.COMM_WORLD
