@@ -90,8 +90,7 @@ def test_job_template_syntax_and_header(path):
 def test_shipped_examples_are_rendered_from_the_templates():
     """jobs/*.sbatch, jobs/*.pbs are exactly what ``python -m hpc_rg.jobs examples`` writes."""
     texts = E.example_texts()
-    assert {f"{k}" for k in texts} == {p.relative_to(REPO / "jobs").as_posix()
-                                       for p in JOB_FILES}
+    assert set(texts) == {p.relative_to(REPO / "jobs").as_posix() for p in JOB_FILES}
     for rel, text in texts.items():
         assert (REPO / "jobs" / rel).read_bytes() == text.encode(), \
             f"jobs/{rel} differs from its template: run python -m hpc_rg.jobs examples"
