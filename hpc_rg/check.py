@@ -82,7 +82,8 @@ def run_check(out=sys.stdout) -> int:
         line("deepspeed", version("deepspeed") + " (not imported; used by the train stage)")
     if importlib.util.find_spec("torch") is not None:
         from .mc.compiled import choose_kernel
-        kernel, why = choose_kernel("auto", "ising", "metropolis", "cpu")
+        from .models.spec import ISING
+        kernel, why = choose_kernel("auto", ISING.name, "metropolis", "cpu")
         line("MC kernel", f"{kernel} ({why})")  # what sample.kernel: auto runs on the CPU
     if missing:
         print("\nMissing:", file=out)

@@ -4,7 +4,7 @@
 ``upscaled.h5`` and the field the flow acts on, and supplies the target at every size:
 
 * φ⁴: the flow field is the Bauer field φ (``Φ_stored = scale · φ``; scale = 1 for the Bauer
-  parametrization, :func:`hpc_rg.models.phi4.bachtis_to_bauer` for Bachtis decks); the target
+  parametrization, :func:`hpc_rg.models.phi4.deck_couplings` for Bachtis decks); the target
   at size ``L`` is :class:`~hpc_rg.flows.targets.Phi4Target` with the deck's couplings.
 * Ising: the flow field is the relaxation variable x (Shiina eqs. 1-3); coarse spins s are
   turned into ``x ~ p(x|s)`` exactly, so x is distributed by the relaxed Boltzmann density at
@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..models.phi4 import deck_couplings
+from ..models.spec import SPECS
 from .mh import independence_mh, latent_hmc, make_pullback
 from .targets import IsingRelaxation, Phi4Target
 
@@ -43,7 +45,7 @@ class FieldModel:
 
     Parameters
     ----------
-    model : str  ``"phi4"`` or ``"ising"``
+    model : str  ``model.name``: ``"phi4"`` or ``"ising"`` (the models with flow levels)
     dims : int
     param : float
         The grid value: φ⁴ coupling (kappa or mu2), Ising temperature T.
@@ -53,27 +55,22 @@ class FieldModel:
 
     def __init__(self, model: str, dims: int, param: float, model_cfg, alpha: float = 0.0):
         self.model, self.dims, self.param = model, int(dims), float(param)
+        self.spec = SPECS.get(model)
+        if self.spec is None or not self.spec.flow_scalars:
+            raise ValueError(f"flows support phi4 and ising, not {model}")
         self._targets = {}
         self._kappa_at = {}  # φ⁴ IR/UV matching: learned hopping parameter per lattice size
-        if model == "phi4":
-            from ..models.phi4 import bachtis_to_bauer
-            m = model_cfg
-            if m.parametrization == "bachtis":
-                self.kappa, self.lam, self.scale = bachtis_to_bauer(m.kappa, param, m.lam, dims)
-            else:
-                self.kappa, self.lam, self.scale = float(param), float(m.lam), 1.0
-            self.kappa, self.lam, self.scale = float(self.kappa), float(self.lam), float(self.scale)
-        elif model == "ising":
+        if self.spec.continuous:
+            self.kappa, self.lam, self.scale = deck_couplings(model_cfg, param, self.dims)
+        else:  # the Ising relaxation
             self.beta, self.J = 1.0 / float(param), float(model_cfg.J)
             self.alpha = float(alpha) if alpha > 0 else 2 * self.dims * self.beta * abs(self.J) + 0.1
-        else:
-            raise ValueError(f"flows support phi4 and ising, not {model}")
 
     def set_kappa(self, L: int, kappa: float) -> None:
         """φ⁴: the lattice of size ``L`` has its own hopping parameter (the learned κ_L of IR
         matching, :mod:`hpc_rg.flows.ir_matching`, or a level's fine κ of UV matching,
         :mod:`hpc_rg.flows.uv_matching`); the other sizes keep ``kappa``."""
-        if self.model != "phi4":
+        if not self.spec.continuous:
             raise ValueError("couplings are learned for phi4 only")
         self._kappa_at[int(L)] = float(kappa)
         self._targets.pop(int(L), None)
@@ -85,7 +82,7 @@ class FieldModel:
     def target(self, L: int):
         """The unnormalised target density at linear size ``L`` (cached)."""
         if L not in self._targets:
-            if self.model == "phi4":
+            if self.spec.continuous:
                 self._targets[L] = Phi4Target(self.kappa_at(L), self.lam, self.dims, L)
             else:
                 self._targets[L] = IsingRelaxation(L, self.dims, self.beta, self.J, alpha=self.alpha)
@@ -97,13 +94,13 @@ class FieldModel:
 
     def to_flow(self, stored: torch.Tensor, generator=None) -> torch.Tensor:
         """Stored configurations → flow field (Ising: exact draw ``x ~ p(x|s)``), float64."""
-        if self.model == "phi4":
+        if self.spec.continuous:
             return stored.to(torch.float64) / self.scale
         return self.target(stored.shape[-1]).x_from_spins(stored.to(torch.float64), generator)
 
     def from_flow(self, x: torch.Tensor, generator=None) -> torch.Tensor:
         """Flow field → configurations as stored (Ising: exact draw ``s ~ p(s|x)``)."""
-        if self.model == "phi4":
+        if self.spec.continuous:
             return x.detach().to(torch.float64) * self.scale
         return self.target(x.shape[-1]).spins_from_x(x.detach().to(torch.float64), generator)
 
@@ -111,7 +108,7 @@ class FieldModel:
         """Per-configuration observables (names of the HDF5 contract), float64 (B,)."""
         axes = tuple(range(1, stored.dim()))
         s = stored.to(torch.float64)
-        if self.model == "phi4":
+        if self.spec.continuous:
             from ..models.phi4 import action
             m = s.mean(axes)
             return {"phi_mean": m, "phi2_mean": (s * s).mean(axes), "magnetization": m,
@@ -122,7 +119,7 @@ class FieldModel:
 
     def chain_observable(self, scalars: dict) -> str:
         """The scalar whose integrated autocorrelation time is reported."""
-        return "action" if self.model == "phi4" else "energy"
+        return self.spec.chain_observable
 
 
 @dataclass

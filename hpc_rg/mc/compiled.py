@@ -55,6 +55,7 @@ from pathlib import Path
 import torch
 
 from hpc_rg.models.lattice import parity, per_chain
+from hpc_rg.models.spec import SPECS
 from hpc_rg.rng import _M32, _hi32, _lo32, _mix32_, _to_i32, mix32
 
 __all__ = ["CompiledCheckerboard", "KernelUnavailable", "compiled_or_none", "aten_scalar_ranges",
@@ -62,7 +63,7 @@ __all__ = ["CompiledCheckerboard", "KernelUnavailable", "compiled_or_none", "ate
 
 SOURCE = Path(__file__).with_name("checkerboard_kernel.cpp")
 RULES = ("metropolis", "heatbath")
-MODELS = ("ising", "edwards_anderson")
+MODELS = tuple(name for name, spec in SPECS.items() if not spec.continuous)  #: the +-1 spin models
 ATEN_GRAIN = 32768  #: at::internal::GRAIN_SIZE: TensorIterator loops shorter than this run serially
 _ISA_FLAGS = {"AVX512": ["-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mfma"],
               "AVX2": ["-mavx2", "-mfma"]}
@@ -330,7 +331,7 @@ class CompiledCheckerboard:
         a.id0 = int(x0) * math.prod(gshape[1:])
         a.par0 = int(x0) % 2
         a.rule = RULES.index(rule)
-        if model == "ising":
+        if not SPECS[model].disordered:  # uniform coupling J and field h
             J, h = float(J), float(h)
             a.J, a.h, a.useJ, a.useh = J, h, int(J != 1.0), int(h != 0.0)
         else:

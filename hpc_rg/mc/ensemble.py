@@ -93,6 +93,7 @@ class Ensemble:
         self.cfg, self.comms = cfg, comms
         self.device = torch.device(device)
         self.model, self.algorithm = m.name, s.algorithm
+        self.spec = m.spec
         self.dims, self.L = int(m.dims), int(s.L)
         self.seed = int(cfg.run.seed)
         self.grid = np.asarray(cfg.parameter_grid, dtype=np.float64)
@@ -109,12 +110,12 @@ class Ensemble:
         if self.algorithm in ("wolff", "swendsen_wang", "hmc", "langevin") and S > 1:
             raise HpcRgError(f"sample.algorithm={self.algorithm} is not domain-decomposed; "
                              f"use sample.ranks_per_replica: 1")
-        if self.model == "ising" and self.algorithm in ("wolff", "swendsen_wang") and m.h != 0:
+        if "h" in self.spec.keys and self.algorithm in ("wolff", "swendsen_wang") and m.h != 0:
             raise HpcRgError(f"sample.algorithm={self.algorithm} needs model.h=0 (got {m.h}); "
                              f"use metropolis or heatbath with an external field")
 
         # ---------------------------------------------------------- chain layout
-        if self.model == "edwards_anderson":
+        if self.spec.disordered:
             R = self.R = int(m.replicas)
             drange = block_range(int(m.disorder_samples), comms.n_groups, comms.group)
             self.d_indices = np.arange(drange.start, drange.stop, dtype=np.int64)
@@ -133,16 +134,11 @@ class Ensemble:
         B = self.B = len(self.chain_ids)
 
         # ---------------------------------------------------------- parameters
-        if self.model == "phi4":
-            if m.parametrization == "bachtis":
-                conv = [phi4.bachtis_to_bauer(m.kappa, mu2, m.lam, self.dims) for mu2 in self.grid]
-                self._kappa_t = np.array([c[0] for c in conv])
-                self._lam_t = np.array([c[1] for c in conv])
-                self._scale_t = np.array([c[2] for c in conv])
-            else:
-                self._kappa_t = self.grid.copy()
-                self._lam_t = np.full(T, float(m.lam))
-                self._scale_t = np.ones(T)
+        if self.spec.continuous:
+            conv = [phi4.deck_couplings(m, point, self.dims) for point in self.grid]
+            self._kappa_t = np.array([c[0] for c in conv])
+            self._lam_t = np.array([c[1] for c in conv])
+            self._scale_t = np.array([c[2] for c in conv])
             self.dtype = torch.float64 if self.algorithm in ("hmc", "langevin") else torch.float32
         else:
             self._beta_t = 1.0 / self.grid
@@ -154,7 +150,7 @@ class Ensemble:
         chain_t = torch.as_tensor(self.chain_ids, dtype=torch.int64)
         site_ids = global_site_ids((self.L,) * self.dims, self.x0, self.x0 + Lx, device=dev)
         u0 = CounterRNG(derive_seed(self.seed, "init"), chain_t, site_ids, dev).uniform(0)
-        if self.model == "phi4":
+        if self.spec.continuous:
             self.x = (2.0 * u0 - 1.0).to(self.dtype)
         else:
             self.x = torch.where(u0 < 0.5, -1.0, 1.0).to(self.dtype)
@@ -170,7 +166,7 @@ class Ensemble:
         # ---------------------------------------------------------- disorder
         self._J = self._J_int = None
         Jd = local_d = None
-        if self.model == "edwards_anderson":
+        if self.spec.disordered:
             Jd = [ea.couplings(self.L, self.dims, m.disorder, self.seed, int(d),
                                dtype=torch.float32, device=dev) for d in self.d_indices]
             shape = (self.dims,) + (self.L,) * self.dims
@@ -192,7 +188,7 @@ class Ensemble:
                                                                      self.algorithm, dev)
         else:
             self.kernel, self.kernel_reason = s.kernel, f"sample.kernel: {s.kernel}"
-        if self.kernel == "compiled" and self.model != "phi4" and self.algorithm in cb.RULES:
+        if self.kernel == "compiled" and not self.spec.continuous and self.algorithm in cb.RULES:
             self._kernel = compiled.compiled_or_none(
                 device=dev, rule=self.algorithm, global_shape=(self.L,) * self.dims,
                 seed=self._rng.seed, chain_ids=self.chain_ids, x0=self.x0, n0=Lx,
@@ -213,7 +209,7 @@ class Ensemble:
     def _refresh_params(self) -> None:
         """Per-chain parameter tensors (B,) from the current temperature labels."""
         ti = self.temp_index
-        if self.model == "phi4":
+        if self.spec.continuous:
             self._kappa = torch.as_tensor(self._kappa_t[ti], device=self.device)
             self._lam = torch.as_tensor(self._lam_t[ti], device=self.device)
             self._scale = self._scale_t[ti]
@@ -233,7 +229,7 @@ class Ensemble:
 
     def _one_sweep(self, k: int) -> None:
         alg = self.algorithm
-        if self.model != "phi4":
+        if not self.spec.continuous:
             if alg in cb.RULES:
                 self._checkerboard_spins(k)
             else:
@@ -258,7 +254,7 @@ class Ensemble:
 
     def _field(self, x: torch.Tensor) -> torch.Tensor:
         src, halo = self._with_halo(x)
-        if self.model == "edwards_anderson":
+        if self.spec.disordered:
             return ea.local_field(src, self._J, halo=halo)
         m = self.cfg.model
         return ising.local_field(src, J=m.J, h=m.h, halo=halo)
@@ -433,7 +429,7 @@ class Ensemble:
             ``action`` = total action S (dimensionless).
         """
         N = float(self.n_sites)
-        if self.model == "phi4":
+        if self.spec.continuous:
             e, m1, m2 = self._slab_sum(self._densities(("energy", "spin", "spin2")))
             pm = m1 / N * self._scale
             return {"energy": e / N, "magnetization": pm, "phi_mean": pm,
@@ -459,7 +455,7 @@ class Ensemble:
             of replicas a < b (P = R(R-1)/2 pairs, lexicographic) currently at each
             temperature. Empty dict for clean models.
         """
-        if self.model != "edwards_anderson":
+        if not self.spec.disordered:
             return self.d_indices.copy(), {}
         R, T, Dl = self.R, self.T, len(self.d_indices)
         pairs = [(a, b) for a in range(R) for b in range(a + 1, R)]
@@ -488,7 +484,7 @@ class Ensemble:
 
         int8 +-1 spins, or float32 fields (phi^4, in the deck's parametrisation).
         """
-        if self.model == "phi4":
+        if self.spec.continuous:
             scale = torch.as_tensor(self._scale, dtype=self.x.dtype, device=self.x.device)
             return (self.x * scale.reshape((-1,) + (1,) * self.dims)).to(torch.float32).cpu().numpy()
         return self.x.to(torch.int8).cpu().numpy()

@@ -15,7 +15,8 @@ import torch
 from hpc_rg.models.lattice import forward_bond_sum, lattice_dims
 from hpc_rg.rng import torch_generator
 
-__all__ = ["couplings", "energy", "local_field", "overlap", "link_overlap", "DISORDER_KINDS"]
+__all__ = ["couplings", "energy", "energy_density", "local_field", "overlap", "link_overlap",
+           "DISORDER_KINDS"]
 
 DISORDER_KINDS = ("pm1", "gaussian")
 
@@ -80,6 +81,29 @@ def energy(spins: torch.Tensor, J: torch.Tensor) -> torch.Tensor:
     for mu in range(1, d):
         acc = acc + Jb[:, mu] * torch.roll(s, -1, mu + 1)
     return -(s * acc).sum(dim=tuple(range(1, d + 1)))
+
+
+def energy_density(s: torch.Tensor, bonds: list, J: torch.Tensor) -> torch.Tensor:
+    """Per-site energy ``-sum_mu J_mu(x) s_x s_{x+e_mu}`` (each bond at its lower end).
+
+    Parameters
+    ----------
+    s : Tensor, shape (B, *local), float64
+        Spins (only the shape is used).
+    bonds : list of d Tensors like ``s``
+        Forward bond products :func:`~hpc_rg.models.lattice.forward_bond_products`.
+    J : Tensor, shape (B, d, *local)
+        Each chain's couplings at the sites of ``s``.
+
+    Returns
+    -------
+    Tensor like ``s``, float64
+    """
+    Jc = J.to(torch.float64)
+    dens = -Jc[:, 0] * bonds[0]
+    for mu in range(1, len(bonds)):
+        dens = dens - Jc[:, mu] * bonds[mu]
+    return dens
 
 
 def local_field(spins: torch.Tensor, J: torch.Tensor, halo: bool = False) -> torch.Tensor:

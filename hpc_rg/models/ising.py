@@ -11,7 +11,7 @@ import torch
 
 from hpc_rg.models.lattice import forward_bond_sum, lattice_dims, neighbour_sum, per_chain
 
-__all__ = ["energy", "magnetization", "local_field", "bond_sum", "work_dtype"]
+__all__ = ["energy", "energy_density", "magnetization", "local_field", "bond_sum", "work_dtype"]
 
 
 def work_dtype(spins: torch.Tensor) -> torch.dtype:
@@ -57,6 +57,29 @@ def energy(spins: torch.Tensor, J=1.0, h=0.0) -> torch.Tensor:
     if torch.is_tensor(h) or h != 0.0:
         e = e - h * magnetization(spins)
     return e
+
+
+def energy_density(s: torch.Tensor, bonds: list, J: float = 1.0, h: float = 0.0) -> torch.Tensor:
+    """Per-site energy ``-J sum_mu s_x s_{x+e_mu} - h s_x`` (each bond counted at its
+    lower end).
+
+    Parameters
+    ----------
+    s : Tensor, shape (B, *local), float64
+        Spins.
+    bonds : list of d Tensors like ``s``
+        Forward bond products :func:`~hpc_rg.models.lattice.forward_bond_products`.
+    J, h : float
+        Coupling and field (energy units).
+
+    Returns
+    -------
+    Tensor like ``s``
+    """
+    dens = -J * sum(bonds[1:], bonds[0])
+    if h != 0:
+        dens = dens - h * s
+    return dens
 
 
 def _param64(p, ref):

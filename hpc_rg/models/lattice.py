@@ -24,6 +24,7 @@ __all__ = [
     "shift",
     "neighbour_sum",
     "forward_bond_sum",
+    "forward_bond_products",
     "parity",
     "checkerboard_mask",
     "global_site_ids",
@@ -118,6 +119,26 @@ def forward_bond_sum(x: torch.Tensor) -> torch.Tensor:
     out = torch.roll(x, -1, 1)
     for mu in range(1, d):
         out = out + torch.roll(x, -1, mu + 1)
+    return out
+
+
+def forward_bond_products(x: torch.Tensor) -> list:
+    """Forward bond products ``x_x * x_{x+e_mu}`` of the interior sites, one per ``mu``.
+
+    Parameters
+    ----------
+    x : Tensor, shape (B, Lx + 2, L_2, ..., L_d)
+        A slab with one ghost layer on each side of the first lattice axis (halo mode; for
+        an undecomposed lattice the ghost layers are its periodic images).
+
+    Returns
+    -------
+    list of d Tensors, each (B, Lx, L_2, ..., L_d), dtype of ``x``
+    """
+    s = x[:, 1:-1]
+    out = [s * x[:, 2:]]
+    for mu in range(1, x.dim() - 1):
+        out.append(s * torch.roll(s, -1, mu + 1))
     return out
 
 

@@ -27,6 +27,7 @@ from hpc_rg.models.lattice import forward_bond_sum, lattice_dims, neighbour_sum,
 
 __all__ = [
     "action",
+    "action_density",
     "bachtis_action",
     "force",
     "neighbour_sum",
@@ -34,6 +35,7 @@ __all__ = [
     "delta_action",
     "bachtis_to_bauer",
     "bauer_to_bachtis",
+    "deck_couplings",
     "mean_field",
     "mean_phi2",
 ]
@@ -71,6 +73,29 @@ def action(phi: torch.Tensor, kappa, lam) -> torch.Tensor:
     hop = (p * forward_bond_sum(p)).sum(dim=_axes(p))
     kappa, lam = _p64(kappa, p), _p64(lam, p)
     return (1.0 - 2.0 * lam) * s2 + lam * s4 - 2.0 * kappa * hop
+
+
+def action_density(s: torch.Tensor, bonds: list, kappa: torch.Tensor,
+                   lam: torch.Tensor) -> torch.Tensor:
+    """Per-site Bauer action ``(1-2 lam) phi^2 + lam phi^4 - 2 kappa sum_mu phi_x phi_{x+mu}``.
+
+    Parameters
+    ----------
+    s : Tensor, shape (B, *local), float64
+        Fields ``phi``.
+    bonds : list of d Tensors like ``s``
+        Forward bond products :func:`~hpc_rg.models.lattice.forward_bond_products`.
+    kappa, lam : Tensor, shape (B,)
+        Each chain's couplings.
+
+    Returns
+    -------
+    Tensor like ``s``, float64
+    """
+    kap = kappa.to(torch.float64).reshape((-1,) + (1,) * (s.dim() - 1))
+    lam = lam.to(torch.float64).reshape((-1,) + (1,) * (s.dim() - 1))
+    s2 = s * s
+    return (1.0 - 2.0 * lam) * s2 + lam * s2 * s2 - 2.0 * kap * sum(bonds[1:], bonds[0])
 
 
 def bachtis_action(Phi: torch.Tensor, kappa_L, mu2_L, lam_L) -> torch.Tensor:
@@ -166,6 +191,31 @@ def bachtis_to_bauer(kappa_L, mu2_L, lam_L, dims: int):
         raise ValueError(f"no real field rescaling for kappa_L={kappa_L}, mu2_L={mu2_L}, lam_L={lam_L}: "
                          "need lam_L > 0, or lam_L = 0 with mu2_L + 2 d kappa_L > 0")
     return 0.5 * float(kappa_L) * t, 0.25 * lam_L * t * t, math.sqrt(t)
+
+
+def deck_couplings(model, point, dims: int) -> tuple[float, float, float]:
+    """Bauer couplings and field scale of one grid point of a deck.
+
+    Parameters
+    ----------
+    model : ModelConfig
+        The ``model:`` section (``parametrization``; ``kappa`` and ``lam``).
+    point : float
+        The grid value: ``kappa`` (parametrization ``bauer``, at the deck's ``lam``) or
+        ``mu2`` (``bachtis``, at the deck's ``kappa`` and ``lam``).
+    dims : int
+
+    Returns
+    -------
+    (kappa, lam, scale) : floats
+        The Bauer couplings sampled and ``scale`` with ``Phi_deck = scale * phi_Bauer``
+        (1.0 for ``bauer``; :func:`bachtis_to_bauer` for ``bachtis``).
+    """
+    if model.parametrization == "bachtis":
+        kappa, lam, scale = bachtis_to_bauer(model.kappa, point, model.lam, dims)
+    else:
+        kappa, lam, scale = point, model.lam, 1.0
+    return float(kappa), float(lam), float(scale)
 
 
 def bauer_to_bachtis(kappa, lam, dims: int, scale=None, kappa_L=None):
