@@ -33,6 +33,7 @@ from hpc_rg.errors import HpcRgError
 from hpc_rg.mc import checkerboard as cb
 from hpc_rg.mc import compiled
 from hpc_rg.mc.halo import exchange_halo
+from hpc_rg.mc.measurements import Measurements
 from hpc_rg.mc.tempering import ParallelTempering, TemperingState
 from hpc_rg.models import edwards_anderson as ea
 from hpc_rg.models import ising, phi4
@@ -45,7 +46,7 @@ __all__ = ["Ensemble"]
 _GENERATOR_ALGORITHMS = ("wolff", "swendsen_wang", "hmc", "langevin")
 
 
-class Ensemble:
+class Ensemble(Measurements):
     """The chains of the sample stage held by this rank (its slab of each configuration).
 
     Parameters
@@ -217,6 +218,15 @@ class Ensemble:
             self._beta = torch.as_tensor(self._beta_t[ti], dtype=torch.float32,
                                          device=self.device)
 
+    def _energy_couplings(self) -> dict:
+        """Keyword couplings of :func:`hpc_rg.models.energy.energy_density` for the local
+        chains at their current parameter points."""
+        if self.spec.continuous:
+            return {"kappa": self._kappa, "lam": self._lam}
+        if self.spec.disordered:
+            return {"J": self._J_int}
+        return {"J": self.cfg.model.J, "h": self.cfg.model.h}
+
     # ================================================================ updates
     def sweep(self, n: int = 1) -> None:
         """Advance every local chain by ``n`` sweeps (collective over the world when slabs
@@ -357,138 +367,6 @@ class Ensemble:
         """
         return {} if self._pt is None else self._pt.state.stats()
 
-    # ================================================================ observables
-    def _padded64(self) -> torch.Tensor:
-        """Configuration as float64 with one ghost plane each side of axis 1."""
-        return exchange_halo(self.x, self.slab if self.n_slabs > 1 else None).to(torch.float64)
-
-    def _bonds(self, p: torch.Tensor) -> list:
-        """Forward bond products ``x_x * x_{x+e_mu}`` for mu = 0..d-1, each (B, *local)."""
-        s = p[:, 1:-1]
-        out = [s * p[:, 2:]]
-        for mu in range(1, self.dims):
-            out.append(s * torch.roll(s, -1, mu + 1))
-        return out
-
-    def _densities(self, names) -> np.ndarray:
-        """Per-plane sums of per-site densities, shape (len(names), B, Lx), float64.
-
-        Names: ``energy`` (the Hamiltonian density; phi^4: the action density),
-        ``spin`` (x), ``spin2`` (x^2). Local (no collective except the halo exchange).
-        """
-        p = self._padded64()
-        s = p[:, 1:-1]
-        bonds = self._bonds(p) if "energy" in names else None
-        out = []
-        for name in names:
-            if name == "spin":
-                dens = s
-            elif name == "spin2":
-                dens = s * s
-            elif self.model == "ising":
-                m = self.cfg.model
-                dens = -m.J * sum(bonds[1:], bonds[0])
-                if m.h != 0:
-                    dens = dens - m.h * s
-            elif self.model == "edwards_anderson":
-                Jc = self._J_int.to(torch.float64)
-                dens = -Jc[:, 0] * bonds[0]
-                for mu in range(1, self.dims):
-                    dens = dens - Jc[:, mu] * bonds[mu]
-            else:
-                kap = self._kappa.to(torch.float64).reshape((-1,) + (1,) * self.dims)
-                lam = self._lam.to(torch.float64).reshape((-1,) + (1,) * self.dims)
-                s2 = s * s
-                dens = (1.0 - 2.0 * lam) * s2 + lam * s2 * s2 - 2.0 * kap * sum(bonds[1:], bonds[0])
-            out.append(_plane_sums(dens))
-        return torch.stack(out).cpu().numpy() if out else np.zeros((0, self.B, self.local_shape[0]))
-
-    def _slab_sum(self, planes: np.ndarray) -> np.ndarray:
-        """Collective over the slab: full-lattice totals from per-plane sums.
-
-        ``planes`` has shape (..., Lx); the planes of all slab ranks are gathered into
-        (..., L) in global order and summed along the last axis, so the result is
-        bit-identical for any number of slabs.
-        """
-        a = np.ascontiguousarray(planes, dtype=np.float64)
-        if self.n_slabs > 1:
-            buf = np.empty((self.n_slabs,) + a.shape)
-            self.slab.Allgather(a, buf)
-            a = np.ascontiguousarray(np.concatenate(list(buf), axis=-1))
-        return a.sum(axis=-1)
-
-    def measure(self) -> dict:
-        """Per-chain observables of the full lattice (collective over the slab).
-
-        Returns
-        -------
-        dict of str -> float64 array, shape (B,)
-            ``energy``: energy per site (units of J; phi^4: action per site);
-            ``magnetization``: sum of spins per site, signed (phi^4: ``phi_mean``).
-            phi^4 also: ``phi_mean`` = (1/N) sum phi, ``phi2_mean`` = (1/N) sum phi^2,
-            ``action`` = total action S (dimensionless).
-        """
-        N = float(self.n_sites)
-        if self.spec.continuous:
-            e, m1, m2 = self._slab_sum(self._densities(("energy", "spin", "spin2")))
-            pm = m1 / N * self._scale
-            return {"energy": e / N, "magnetization": pm, "phi_mean": pm,
-                    "phi2_mean": m2 / N * self._scale ** 2, "action": e}
-        e, m1 = self._slab_sum(self._densities(("energy", "spin")))
-        return {"energy": e / N, "magnetization": m1 / N}
-
-    def energies(self) -> np.ndarray:
-        """Total energy of each local chain (phi^4: total action), shape (B,), float64.
-        Collective over the slab."""
-        return self._slab_sum(self._densities(("energy",)))[0]
-
-    def pair_observables(self):
-        """Replica overlaps at every temperature (Edwards-Anderson; collective over the slab).
-
-        Returns
-        -------
-        d_indices : int64 array, shape (D_local,)
-            Disorder samples of this group.
-        values : dict of str -> float64 array, shape (D_local, T, P)
-            ``overlap`` ``q = (1/N) sum_x s^a_x s^b_x`` and ``link_overlap``
-            ``q_l = (1/(dN)) sum_x sum_mu s^a_x s^a_{x+mu} s^b_x s^b_{x+mu}`` of the chains
-            of replicas a < b (P = R(R-1)/2 pairs, lexicographic) currently at each
-            temperature. Empty dict for clean models.
-        """
-        if not self.spec.disordered:
-            return self.d_indices.copy(), {}
-        R, T, Dl = self.R, self.T, len(self.d_indices)
-        pairs = [(a, b) for a in range(R) for b in range(a + 1, R)]
-        who = np.argsort(self.temp_index.reshape(Dl, R, T), axis=-1)  # member at temp t
-        idx = (np.arange(Dl)[:, None, None] * R + np.arange(R)[None, :, None]) * T + who
-        p = self._padded64()
-        s = p[:, 1:-1]
-        bonds = torch.stack(self._bonds(p), dim=1)  # (B, d, *local)
-        planes = []
-        for a, b in pairs:
-            ia = torch.as_tensor(idx[:, a, :].reshape(-1), device=s.device)
-            ib = torch.as_tensor(idx[:, b, :].reshape(-1), device=s.device)
-            q = _plane_sums(s[ia] * s[ib])
-            ql = _plane_sums((bonds[ia] * bonds[ib]).sum(dim=1))
-            planes.append(torch.stack([q, ql]))
-        Lx = self.local_shape[0]
-        arr = torch.stack(planes, dim=1).cpu().numpy() if planes else np.zeros((2, 0, 0, Lx))
-        tot = self._slab_sum(arr)  # (2, P, Dl*T)
-        N = float(self.n_sites)
-        q = np.moveaxis(tot[0].reshape(len(pairs), Dl, T), 0, -1) / N
-        ql = np.moveaxis(tot[1].reshape(len(pairs), Dl, T), 0, -1) / (N * self.dims)
-        return self.d_indices.copy(), {"overlap": q, "link_overlap": ql}
-
-    def configs(self) -> np.ndarray:
-        """This rank's slab of every local chain, shape (B, *local_shape).
-
-        int8 +-1 spins, or float32 fields (phi^4, in the deck's parametrisation).
-        """
-        if self.spec.continuous:
-            scale = torch.as_tensor(self._scale, dtype=self.x.dtype, device=self.x.device)
-            return (self.x * scale.reshape((-1,) + (1,) * self.dims)).to(torch.float32).cpu().numpy()
-        return self.x.to(torch.int8).cpu().numpy()
-
     # ================================================================ state
     def state_dict(self) -> dict:
         """Everything needed to continue bit-identically (this rank's part)."""
@@ -518,15 +396,3 @@ class Ensemble:
                 g.set_state(st)
         self._acc_sum, self._acc_n = np.array(d["acceptance"][0]), int(d["acceptance"][1])
         self._refresh_params()
-
-
-def _plane_sums(x: torch.Tensor) -> torch.Tensor:
-    """Sum over all lattice axes but the first: (B, Lx, ...) -> (B, Lx), float64.
-
-    Reduces one trailing axis at a time so every plane is summed the same way whatever
-    the slab thickness.
-    """
-    x = x.to(torch.float64)
-    while x.dim() > 2:
-        x = x.sum(dim=-1)
-    return x
