@@ -5,7 +5,7 @@ import pytest
 import torch
 from mpi4py import MPI
 
-from hpc_rg.mc.halo import exchange_halo, start_halo_exchange, strip_halo
+from hpc_rg.parallel.halo import exchange_halo, start_halo_exchange, strip_halo
 from hpc_rg.models import ising
 from hpc_rg.models.lattice import neighbour_sum
 

@@ -367,7 +367,7 @@ class CompiledCheckerboard:
             None: single domain, periodic along every axis. Otherwise called before each
             colour as ``halo(spins)``; must return a tensor whose ``[:, 0]`` and ``[:, -1]``
             are the ghost planes below and above the slab (e.g.
-            :func:`hpc_rg.mc.halo.exchange_halo`, collective over the slab).
+            :func:`hpc_rg.parallel.halo.exchange_halo`, collective over the slab).
         """
         if (spins.dtype != torch.float32 or spins.device.type != "cpu" or not spins.is_contiguous()
                 or tuple(spins.shape) != (self.B,) + self.local_shape):

@@ -32,7 +32,7 @@ import torch
 from hpc_rg.errors import HpcRgError
 from hpc_rg.mc import checkerboard as cb
 from hpc_rg.mc import compiled
-from hpc_rg.mc.halo import exchange_halo
+from hpc_rg.parallel.halo import exchange_halo
 from hpc_rg.mc.measurements import Measurements
 from hpc_rg.mc.tempering import ParallelTempering, TemperingState
 from hpc_rg.models import edwards_anderson as ea

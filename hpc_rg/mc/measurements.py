@@ -14,7 +14,7 @@ import torch
 
 from hpc_rg.models.energy import energy_density
 from hpc_rg.models.lattice import forward_bond_products
-from hpc_rg.mc.halo import exchange_halo
+from hpc_rg.parallel.halo import exchange_halo
 
 __all__ = ["Measurements"]
 
