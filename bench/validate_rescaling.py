@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from hpc_rg.analysis.stats import binning_error  # noqa: E402
-from hpc_rg.rg.flow import fit_flow  # noqa: E402
+from hpc_rg.rg.rescaling import fit_flow  # noqa: E402
 
 NAMES = {"abs_m": "<|m|>", "e_nn": "<e>"}
 
@@ -44,7 +44,7 @@ def _series(group, blocked: bool, batch: int = 512) -> dict[str, np.ndarray]:
     import torch
 
     from hpc_rg.rg.blocking import majority_rule
-    from hpc_rg.superres.observables import observables
+    from hpc_rg.rg.observables import observables
     if not blocked:
         return {"abs_m": np.abs(group["magnetization"][...]), "e_nn": group["energy"][...]}
     ds = group["configs"]

@@ -1,11 +1,11 @@
-"""Tests for hpc_rg.rg.flow: the measured temperature flow and its inverse."""
+"""Tests for hpc_rg.rg.rescaling: the measured temperature flow and its inverse."""
 
 import h5py
 import numpy as np
 import pytest
 
 from hpc_rg.analysis import exact
-from hpc_rg.rg.flow import TemperatureFlow, fit_flow, ising1d_flow
+from hpc_rg.rg.rescaling import TemperatureFlow, fit_flow, ising1d_flow
 
 TC = 2.27
 GRID = np.linspace(1.0, 4.0, 301)

@@ -11,7 +11,11 @@ import h5py
 import numpy as np
 import pytest
 
+from hpc_rg.analysis import correlation
+from hpc_rg.analysis import ensemble_stats as stats
 from hpc_rg.analysis.correlation import two_point_profile
+from hpc_rg.plots import correlation as plot_correlation
+from hpc_rg.plots import flow_diagnostics, snapshots, tempering
 from hpc_rg.tools import plot as tool
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,7 +60,7 @@ def _copy(run, tmp_path):
 def test_binder_ratio_averages_moments_over_disorder():
     # disorder 0: q = +-1 (<q2> = <q4> = 1); 1: q = +-1/2 (1/4, 1/16); 2: mixed (5/8, 17/32)
     q = np.array([[1, 0.5, 0.5], [-1, 0.5, -1], [1, -0.5, 1], [-1, -0.5, -0.5]])
-    g, err = tool.binder_ratio(q)
+    g, err = stats.binder_ratio(q)
     q2, q4 = np.array([1, 0.25, 0.625]), np.array([1, 0.0625, 0.53125])
     assert g == pytest.approx(0.5 * (3 - q4.mean() / q2.mean() ** 2))  # not the mean of per-disorder g
     loo = [0.5 * (3 - np.delete(q4, i).mean() / np.delete(q2, i).mean() ** 2) for i in range(3)]
@@ -64,30 +68,30 @@ def test_binder_ratio_averages_moments_over_disorder():
 
 
 def test_binder_ratio_limits():
-    assert tool.binder_ratio(np.ones((8, 4)))[0] == pytest.approx(1.0)
+    assert stats.binder_ratio(np.ones((8, 4)))[0] == pytest.approx(1.0)
     gauss = np.random.default_rng(1).normal(size=(200_000, 1))  # one disorder sample
-    g, err = tool.binder_ratio(gauss)
+    g, err = stats.binder_ratio(gauss)
     assert abs(g) < 0.02 and err > 0
 
 
 def test_overlap_grouping():
     D, T, S, P = 3, 2, 4, 2
     q = np.arange(D * T * S * P, dtype=float).reshape(D, T, S, P)
-    mc = tool.mc_overlaps(q, 1)
+    mc = stats.mc_overlaps(q, 1)
     assert mc.shape == (S * P, D)
     np.testing.assert_array_equal(mc[:, 2], q[2, 1].ravel())
     # SR: flat n = (d * S + k) * pairs + p, disorder slowest
     flat = q.transpose(1, 0, 2, 3).reshape(T, D * S * P)
-    np.testing.assert_array_equal(tool.sr_overlaps(flat, 1, S * P), mc)
+    np.testing.assert_array_equal(stats.sr_overlaps(flat, 1, S * P), mc)
     # upscale.samples < all: the partial last disorder sample is dropped
-    assert tool.sr_overlaps(flat[:, :-3], 1, S * P).shape == (S * P, D - 1)
+    assert stats.sr_overlaps(flat[:, :-3], 1, S * P).shape == (S * P, D - 1)
 
 
 def test_thermo_chi_and_specific_heat():
     m = np.tile([0.5, -0.5, 1.0, -1.0], 8)[None, :]  # one temperature, 32 samples
     e = np.tile([-1.0, -2.0], 16)[None, :]
     T, N = 2.0, 16
-    r = tool.thermo(e, m, [T], N, chains=2)
+    r = stats.thermo(e, m, [T], N, chains=2)
     assert r["abs_m"][0][0] == pytest.approx(0.75)
     assert r["e"][0][0] == pytest.approx(-1.5)
     assert r["chi"][0][0] == pytest.approx(N * (0.625 - 0.75 ** 2) / T)  # 0.5
@@ -96,17 +100,17 @@ def test_thermo_chi_and_specific_heat():
 
 def test_hist_edges_align_to_value_grid():
     x = np.arange(0, 1.0001, 0.0625)  # N = 32 |m| values: step 1/16
-    edges = tool.hist_edges([x])
+    edges = stats.hist_edges([x])
     counts, _ = np.histogram(x, edges)
     assert counts.min() >= 1  # no aliased empty bins
     assert edges[0] < x.min() and edges[-1] > x.max()
     y = np.random.default_rng(2).normal(size=1000)  # continuous: plain 20 bins
-    assert len(tool.hist_edges([y])) == 21
+    assert len(stats.hist_edges([y])) == 21
 
 
 def test_distances():
-    np.testing.assert_array_equal(tool.distances(8), [1, 2, 3, 4])
-    r = tool.distances(1024)
+    np.testing.assert_array_equal(correlation.distances(8), [1, 2, 3, 4])
+    r = correlation.distances(1024)
     assert r[0] == 1 and r[-1] == 512 and len(r) <= 16 and np.all(np.diff(r) > 0)
 
 
@@ -167,7 +171,7 @@ def test_help_and_wrapper(ising_run, tmp_path):
 def test_snapshots_pick_the_descendants(ising_run, ea_run, tmp_path, capsys):
     inp = tool.open_inputs([ising_run])
     try:
-        panels = tool.snapshot_panels(inp, 2, 5)
+        panels = snapshots.snapshot_panels(inp, 2, 5)
         assert [(src, L) for src, L, *_ in panels] == [("MC", 8), ("SR", 16), ("SR", 32)]
         with h5py.File(ising_run / "samples.h5") as s, h5py.File(ising_run / "upscaled.h5") as u:
             np.testing.assert_array_equal(panels[0][3], s["L8/configs"][2, 5])
@@ -179,12 +183,12 @@ def test_snapshots_pick_the_descendants(ising_run, ea_run, tmp_path, capsys):
     inp = tool.open_inputs([ea_run])
     try:
         # n = (d*S + k)*P + p with S = 10 samples, P = 2 pairs: n = 27 -> d=1, k=3, p=1
-        panels = tool.snapshot_panels(inp, 1, 27)
+        panels = snapshots.snapshot_panels(inp, 1, 27)
         with h5py.File(ea_run / "samples.h5") as s, h5py.File(ea_run / "upscaled.h5") as u:
             spins = s["L4/configs"][1, 1, 3]  # (R, L, L, L)
             np.testing.assert_array_equal(panels[0][3], spins[2] * spins[3])
             np.testing.assert_array_equal(panels[2][3], u["L16/configs"][1, 27])
-        sl = tool._middle_slice(panels[2][3], 3)
+        sl = snapshots.middle_slice(panels[2][3], 3)
         np.testing.assert_array_equal(sl, panels[2][3][:, :, 8])
     finally:
         inp.close()
@@ -199,7 +203,7 @@ def test_snapshots_pick_the_descendants(ising_run, ea_run, tmp_path, capsys):
 def test_correlation_values_are_two_point(ising_run, ea_run):
     inp = tool.open_inputs([ising_run])
     try:
-        rows = {(src, L): (rs, G, err, n) for src, L, _, rs, G, err, n in tool.correlation_data(inp, 1)}
+        rows = {(src, L): (rs, G, err, n) for src, L, _, rs, G, err, n in plot_correlation.correlation_data(inp, 1)}
         assert set(rows) == {("MC", 4), ("MC", 8), ("MC", 16), ("SR", 16), ("SR", 32)}
         with h5py.File(ising_run / "samples.h5") as s, h5py.File(ising_run / "upscaled.h5") as u:
             for (src, L), (rs, G, err, n) in rows.items():
@@ -208,16 +212,16 @@ def test_correlation_values_are_two_point(ising_run, ea_run):
                 assert n == 80 and np.all(err > 0)
                 np.testing.assert_allclose(G, want.mean(axis=0), rtol=1e-12)
         # --max-configs: every step-th configuration, spread over both chains
-        sub = {(src, L): (G, n) for src, L, _, rs, G, err, n in tool.correlation_data(inp, 0, 30)}
+        sub = {(src, L): (G, n) for src, L, _, rs, G, err, n in plot_correlation.correlation_data(inp, 0, 30)}
         with h5py.File(ising_run / "upscaled.h5") as u:
             x = u["L32/configs"][0, ::3]
         assert sub[("SR", 32)][1] == 27
-        np.testing.assert_allclose(sub[("SR", 32)][0], two_point_profile(x, 2, tool.distances(32)).mean(0))
+        np.testing.assert_allclose(sub[("SR", 32)][0], two_point_profile(x, 2, correlation.distances(32)).mean(0))
     finally:
         inp.close()
     inp = tool.open_inputs([ea_run])
     try:
-        (src, L, _, rs, G, _, n), *_ = tool.correlation_data(inp, 0)
+        (src, L, _, rs, G, _, n), *_ = plot_correlation.correlation_data(inp, 0)
         with h5py.File(ea_run / "samples.h5") as s:
             c = s["L4/configs"][:, 0]  # (D, S, R, 4, 4, 4)
         rho = (c[:, :, 0::2] * c[:, :, 1::2]).reshape((-1,) + c.shape[3:])  # (d, k, p) order
@@ -225,7 +229,7 @@ def test_correlation_values_are_two_point(ising_run, ea_run):
         np.testing.assert_allclose(G, two_point_profile(rho, 3, rs).mean(0))
         # batched reading gives the same series as one read
         g = inp.samples["L4"]
-        np.testing.assert_array_equal(tool.correlation_series(g, 0, rs, 3, batch_elements=64 * 3),
+        np.testing.assert_array_equal(correlation.correlation_series(g, 0, rs, 3, batch_elements=64 * 3),
                                       two_point_profile(rho, 3, rs))
     finally:
         inp.close()
@@ -234,7 +238,7 @@ def test_correlation_values_are_two_point(ising_run, ea_run):
 def test_tempering_data(ea_run):
     inp = tool.open_inputs([ea_run / "samples.h5"])
     try:
-        (L, T, acc, trips, attempts), = tool.tempering_data(inp)
+        (L, T, acc, trips, attempts), = tempering.tempering_data(inp)
         with h5py.File(ea_run / "samples.h5") as s:
             np.testing.assert_array_equal(acc, s["L4"].attrs["tempering_acceptance"])
             np.testing.assert_array_equal(trips, s["L4"].attrs["tempering_round_trips"])
@@ -256,7 +260,7 @@ def test_ess(ising_run, tmp_path, capsys):
     _assert_pngs(paths)
     inp = tool.open_inputs([run / "upscaled.h5"])
     try:
-        rows = tool.ess_data(inp)
+        rows = flow_diagnostics.ess_data(inp)
         assert [(r[0], r[1]) for r in rows] == [(16, 1), (32, 2)]
         np.testing.assert_allclose(rows[1][4], [0.5, 0.3, 0.4])
         assert rows[1][5] is None
@@ -342,7 +346,8 @@ def test_phi4_same_size_crossing(tmp_path):
     """MC and SR ensembles of one size on one coupling grid: the second panel's data and the
     crossing of their ⟨|φ|⟩ curves (MC falls faster with μ² than SR; they cross at −0.95)."""
     from test_tools_analysis import write_file
-    from hpc_rg.tools.plot import make_plots, open_inputs, phi4_same_size
+    from hpc_rg.plots import make_plots, open_inputs
+    from hpc_rg.plots.phi4 import phi4_same_size
     rng = np.random.default_rng(3)
     k = np.linspace(-1.0, -0.9, 5)
     n = 384  # a multiple of the jackknife bins: the binned mean is the plain mean

@@ -14,9 +14,13 @@ configurations (67 MB) needs about 140 MB on top of the input.
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
+
+from ..io import schema
+from .outputs import ensemble_size, read_configs, require_dataset
 
 __all__ = ["as_numpy", "lattice_axes", "two_point", "two_point_profile", "magnetization",
            "fourier_moments"]
@@ -195,3 +199,29 @@ def fourier_moments(configs, dims: int, rs: Sequence[int]) -> dict[str, np.ndarr
     if integer:
         g = np.rint(g)
     return {"two_point": g / (n_sites * len(axes)), "s0": s0, "s_kmin": sk / len(axes)}
+
+
+def distances(L: int, n_max: int = 16) -> np.ndarray:
+    """Distances 1 … L/2 for G(r): all of them up to ``n_max``, else ~``n_max`` log-spaced."""
+    half = max(int(L) // 2, 1)
+    if half <= n_max:
+        return np.arange(1, half + 1)
+    return np.unique(np.round(np.geomspace(1, half, n_max)).astype(int))
+
+
+def correlation_series(group, t: int, rs, dims: int, max_configs: int = 2000,
+                       batch_elements: int = 1 << 22) -> np.ndarray:
+    """Per-configuration G(r) (n, len(rs)) of temperature index ``t`` of a size group.
+
+    At most ``max_configs`` configurations, every ``step``-th of the ensemble (spread over
+    all chains / disorder samples), read in batches of about ``batch_elements`` sites.
+    """
+    N = ensemble_size(group)
+    step = max(1, math.ceil(N / max(int(max_configs), 1)))
+    sites = int(np.prod(require_dataset(group, schema.CONFIGS).shape[-dims:]))
+    per_batch = max(1, batch_elements // sites) * step
+    out = []
+    for a in range(0, N, per_batch):
+        x = read_configs(group, t, a, min(a + per_batch, N), step)
+        out.append(two_point_profile(x, dims, rs))
+    return np.concatenate(out, axis=0)[:max_configs]

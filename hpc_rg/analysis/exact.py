@@ -5,9 +5,9 @@
   Ferdinand & Fisher, with analytic first and second derivatives (energy, specific heat).
 * 2D Ising infinite volume: Onsager's energy per site.
 * Free lattice scalar field (phi^4 at lambda = 0, Bauer parametrisation): <phi_x^2>.
-* 1D Ising decimation RG (b = 2): the exact coupling flow and the ring's two-point
-  function, used to test super-resolution and the temperature flow
-  (Efthymiou, Beach & Melko, PRB 99, 075113 (2019), eqs. 5-6).
+* 1D Ising ring two-point function, used to test super-resolution (Efthymiou, Beach &
+  Melko, PRB 99, 075113 (2019), eq. 6); the exact decimation flow (eq. 5) lives in
+  :mod:`hpc_rg.rg.rescaling.exact_1d` and is re-exported here.
 
 Units: k_B = 1, energies in units of J; ``K = J / T``.
 """
@@ -17,6 +17,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from ..rg.rescaling.exact_1d import (decimated_temperature, decimation_coupling,
+                                     inverse_decimation_coupling, superresolved_temperature)
 
 __all__ = ["ising1d_energy", "ising1d_specific_heat", "ising1d_log_z",
            "ising2d_kaufman", "ising2d_log_z", "ising2d_energy", "ising2d_specific_heat",
@@ -241,7 +244,7 @@ def free_field_phi2(L: int, dims: int, kappa: float) -> float:
 
 
 # ----------------------------------------------------------------------------------------
-# 1D ring: two-point function and the exact decimation RG (Efthymiou et al. 2019)
+# 1D ring: two-point function (Efthymiou et al. 2019)
 # ----------------------------------------------------------------------------------------
 
 def ising1d_two_point(N, j, K):
@@ -267,62 +270,3 @@ def ising1d_two_point(N, j, K):
     t = np.tanh(np.asarray(K, dtype=np.float64))
     out = (t**j + t ** (N - j)) / (1.0 + t**N)
     return out[()] if out.ndim == 0 else out
-
-
-def decimation_coupling(K):
-    """Coupling after one decimation (b = 2) of the 1D Ising chain: ``K' = 1/2 ln cosh 2K``.
-
-    Equivalently ``tanh K' = tanh^2 K``. Vectorised; computed as
-    ``1/2 ln(1 + 2 sinh^2 K)`` for |K| < 20 (accurate as K -> 0, where K' ~ K^2) and as
-    ``(ln(2 cosh 2K) - ln 2) / 2`` beyond (no overflow). ``K' <= |K|``: the RG flows to
-    K = 0 (T = infinity). Efthymiou et al. 2019, eq. 5.
-    """
-    K = np.asarray(K, dtype=np.float64)
-    small = np.abs(K) < 20.0
-    Ks = np.where(small, K, 0.0)
-    out = np.where(small, 0.5 * np.log1p(2.0 * np.sinh(Ks) ** 2),
-                   0.5 * (_ln2cosh(2.0 * K) - math.log(2.0)))
-    return out[()] if out.ndim == 0 else out
-
-
-def inverse_decimation_coupling(Kp):
-    """Inverse of :func:`decimation_coupling`: ``K = 1/2 arccosh(exp(2 K'))``, ``K' >= 0``.
-
-    Returns the ferromagnetic branch ``K >= 0`` (the map is even in K). Computed as
-    ``K' + 1/2 ln(1 + sqrt(1 - exp(-4 K')))``, exact for small and large K'. The inverse
-    RG (super-resolution) flows to K = infinity (T = 0).
-    """
-    Kp = np.asarray(Kp, dtype=np.float64)
-    if np.any(Kp < 0):
-        raise ValueError("inverse_decimation_coupling: K' = 1/2 ln cosh 2K is >= 0; got a negative K'")
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = Kp + 0.5 * np.log1p(np.sqrt(-np.expm1(-4.0 * Kp)))
-    out = np.where(np.isinf(Kp), np.inf, out)
-    return out[()] if out.ndim == 0 else out
-
-
-def _temperature_map(T, J, coupling_map):
-    T = np.asarray(T, dtype=np.float64)
-    if np.any(T <= 0) or J <= 0:
-        raise ValueError("1D decimation temperatures: need T > 0 and J > 0")
-    with np.errstate(divide="ignore"):
-        out = J / coupling_map(J / T)
-    out = np.asarray(out, dtype=np.float64)
-    return out[()] if out.ndim == 0 else out
-
-
-def decimated_temperature(T, J: float = 1.0):
-    """Temperature of the 1D ring after one decimation step: ``T' = J / K'(J/T)``.
-
-    ``T' > T`` (flow towards T = infinity); ``T = inf`` maps to ``inf``. Vectorised.
-    """
-    return _temperature_map(T, J, decimation_coupling)
-
-
-def superresolved_temperature(T, J: float = 1.0):
-    """Temperature of a 1D configuration super-resolved from one at temperature T.
-
-    ``T_SR = J / K(J/T)`` with ``K`` = :func:`inverse_decimation_coupling`; ``T_SR < T``
-    (the inverse RG flows towards T = 0). Inverse of :func:`decimated_temperature`.
-    """
-    return _temperature_map(T, J, inverse_decimation_coupling)

@@ -1,28 +1,29 @@
 """Temperature-rescaling curves of one blocking step, for ``tools/rescale``.
 
 Monte Carlo observables of the ``/L<L/2>`` ensemble and of the ``/L<L>`` ensemble blocked
-to L/2, on their temperature grids, and the flow f(T) fitted from them by
-:func:`hpc_rg.rg.flow.fit_flow` — the same computation as
-:func:`hpc_rg.superres.rescaling.measure_flow` (used by the train stage), without a run
-config. Observables: <|m|> and the nearest-neighbour energy e_nn (spins, EA overlaps ρ);
+to L/2, on their temperature grids (:func:`hpc_rg.superres.rescaling.blocked_curves`), and
+the flow f(T) fitted from them by :func:`hpc_rg.rg.rescaling.fit_flow` — the same
+computation as the train stage's :func:`hpc_rg.superres.rescaling.measure_flow`, without a
+run config. Observables: <|m|> and the nearest-neighbour energy e_nn (spins, EA overlaps ρ);
 <|φ|>, <φ²> (φ⁴). Errors are standard errors of the mean. Imports torch (blocking).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import numpy as np
 
 from ..errors import InputFileError
 from ..io import schema
-
-DEFAULT_BLOCKING = {"ising": "majority", "edwards_anderson": "overlap", "phi4": "sign_mean"}
+from ..models.spec import spec_for
+from ..rg.rescaling import TemperatureFlow, fit_flow
 
 
 @dataclass
 class FlowCurves:
+    """Curves of one blocking step L -> L/2 and the flow fitted from them (or why not)."""
+
     L: int
     blocking: str
     observables: tuple[str, ...]
@@ -32,7 +33,7 @@ class FlowCurves:
     T: np.ndarray  #: grid of /L<L>
     blocked: dict  #: name -> (T,) means of the blocked L ensemble
     blocked_err: dict
-    flow: object = None  #: TemperatureFlow or None
+    flow: TemperatureFlow | None = None
     flow_error: str = ""  #: why there is no flow
 
     def as_dict(self) -> dict:
@@ -57,7 +58,7 @@ class FlowCurves:
 def default_size(f) -> int:
     """The run's sample.L if /L and /L<L/2> exist, else the largest such L."""
     from .tables import run_config
-    from ..tools.common import size_groups
+    from .outputs import size_groups
     have = {L for L, _ in size_groups(f)}
     L0 = (run_config(f).get("sample") or {}).get("L")
     if L0 in have and L0 // 2 in have:
@@ -74,33 +75,27 @@ def flow_curves(f, L: int, blocking: str | None = None, comm=None) -> FlowCurves
     """Curves and flow for sizes L and L/2 of the open ``samples.h5`` ``f`` (collective)."""
     import torch  # noqa: F401  (the blocking and observables are torch code)
 
-    from ..rg.flow import fit_flow
-    from ..superres.ensemble_io import grid
-    from ..superres.observables import curve_names
-    from ..superres.rescaling import _curve_sums
+    from ..rg.observables import curve_names
+    from ..superres.rescaling import blocked_curves
     for size in (L, L // 2):
         if schema.size_group(size) not in f:
             raise InputFileError(f"{f.filename}: no group /L{size} (has "
                                  f"{', '.join(k for k in f if k.startswith('L'))}); "
                                  f"temperature rescaling compares /L{L} blocked with /L{L // 2}")
-    big, small = f[schema.size_group(L)], f[schema.size_group(L // 2)]
+    big = f[schema.size_group(L)]
     if big.attrs.get(schema.GROUP_ATTR_SOURCE, "monte_carlo") != "monte_carlo":
         raise InputFileError(f"{f.filename}: /L{L} is not a Monte Carlo ensemble; give samples.h5")
-    model = str(big.attrs[schema.GROUP_ATTR_MODEL])
+    spec = spec_for(str(big.attrs[schema.GROUP_ATTR_MODEL]))
     dims = int(big.attrs[schema.GROUP_ATTR_DIMS])
     if blocking is None:
-        blocking = "decimation" if model == "ising" and dims == 1 else DEFAULT_BLOCKING[model]
-    field = "phi4" if model == "phi4" else "spin"
+        blocking = spec.default_blocking(dims)
     if comm is None:
         from mpi4py import MPI
         comm = MPI.COMM_SELF
-    comms = SimpleNamespace(rank=comm.Get_rank(), size=comm.Get_size(), world=comm)
     seed = int(f.attrs.get(schema.ATTR_SEED, 0))
-    device = torch.device("cpu")
-    mc, mc_err = _curve_sums(small, comms, device, field, dims)
-    ds, ds_err = _curve_sums(big, comms, device, field, dims, blocking, seed)
-    T, Ts = grid(big), grid(small)
-    curves = FlowCurves(L=L, blocking=blocking, observables=curve_names(field), T_small=Ts,
+    T, Ts, mc, mc_err, ds, ds_err = blocked_curves(f, L, spec.field, dims, blocking, comm,
+                                                   torch.device("cpu"), seed)
+    curves = FlowCurves(L=L, blocking=blocking, observables=curve_names(spec.field), T_small=Ts,
                         mc=mc, mc_err=mc_err, T=T, blocked=ds, blocked_err=ds_err)
     try:
         curves.flow = fit_flow(T, mc, ds, mc_errors=mc_err, blocked_errors=ds_err, T_small=Ts)
@@ -140,42 +135,3 @@ def format_curves(c: FlowCurves) -> str:
     if not same:
         text += "\n# Monte Carlo L/2 grid differs; its curve is in --json and --plot"
     return text
-
-
-def plot_curves(c: FlowCurves, path) -> None:
-    """PNG: observables vs T (MC L/2 and blocked L) and f(T) vs T with the identity."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    n = len(c.observables)
-    fig, axes = plt.subplots(1, n + 1, figsize=(4.2 * (n + 1), 3.6))
-    for ax, k in zip(axes, c.observables):
-        ax.errorbar(c.T_small, c.mc[k], c.mc_err[k], fmt="o-", ms=3, label=f"MC L={c.L // 2}")
-        ax.errorbar(c.T, c.blocked[k], c.blocked_err[k], fmt="s--", ms=3,
-                    label=f"blocked MC L={c.L}")
-        ax.set_xlabel("T")
-        ax.set_ylabel(k)
-        ax.legend(fontsize=8)
-    ax = axes[-1]
-    lo, hi = float(np.nanmin(c.T)), float(np.nanmax(c.T))
-    ax.plot([lo, hi], [lo, hi], "k:", lw=1, label="f(T) = T")
-    if c.flow is not None:
-        v = c.flow.valid
-        ax.errorbar(c.flow.T[v], c.flow.f[v], np.nan_to_num(c.flow.f_err[v]), fmt="o-", ms=3,
-                    label="f(T)")
-        if (~v).any():
-            ax.plot(c.flow.T[~v], c.flow.f[~v], "x", color="gray", label="not used")
-    else:
-        ax.text(0.5, 0.5, "no flow fitted", transform=ax.transAxes, ha="center")
-    ax.set_xlabel("T")
-    ax.set_ylabel("f(T)")
-    ax.legend(fontsize=8)
-    fig.suptitle(f"temperature flow of {c.blocking} blocking, L={c.L} -> {c.L // 2}")
-    fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=110)
-    except OSError as e:
-        from ..errors import OutputError
-        raise OutputError(f"{path}: cannot write plot ({e.strerror or e})") from None
-    finally:
-        plt.close(fig)

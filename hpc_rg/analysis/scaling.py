@@ -256,7 +256,7 @@ def levels_observables(configs_by_L: Mapping[Any, Any], dims: int, T, n_bins: in
 
     ``configs_by_L`` maps a label (typically L) to each size's configurations; ``T`` is
     one temperature or a mapping with the same keys (e.g. effective temperatures from
-    :class:`hpc_rg.rg.flow.TemperatureFlow`). Integer keys must equal the lattice size.
+    :class:`hpc_rg.rg.rescaling.TemperatureFlow`). Integer keys must equal the lattice size.
     """
     out = []
     for key, conf in configs_by_L.items():

@@ -30,7 +30,7 @@ def run_analyze(cfg, comms, stop, resume: bool, device) -> None:
     from ..analysis import report
     from ..analysis.fss import fit_exponents, format_exponents
     from ..analysis.tables import file_tables
-    from ..tools.common import size_groups
+    from ..analysis.outputs import size_groups
 
     out = cfg.output_dir
     a = cfg.analyze
@@ -87,7 +87,7 @@ def _write_plots(files, plot_dir) -> None:
         log.warning("[analyze] matplotlib is not installed: no plots (pip install matplotlib, "
                     "or analyze.plots: false)")
         return
-    from ..tools.plot import make_plots, open_inputs
+    from ..plots import make_plots, open_inputs
 
     inp = open_inputs(files)
     try:

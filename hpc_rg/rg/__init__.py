@@ -1,1 +1,3 @@
-"""Real-space renormalization-group transforms (blocking) and the temperature flow."""
+"""Real-space renormalization-group transforms (:mod:`.blocking`), per-configuration
+observables (:mod:`.observables`) and the temperature rescaling of a blocking step
+(:mod:`.rescaling`)."""

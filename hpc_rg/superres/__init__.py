@@ -15,6 +15,7 @@ import math
 
 import torch
 
+from ..rg.rescaling import flow_from_meta, superresolved_temperature
 from ..rng import CounterRNG, derive_seed
 from .modelfile import load_model
 from .network import NetworkBank, sample_output, sublattice_a
@@ -26,7 +27,6 @@ class SuperResolver:
     """A trained :class:`NetworkBank` with its metadata (blocking, temperatures, flow)."""
 
     def __init__(self, bank: NetworkBank, meta: dict, device="cpu"):
-        from .rescaling import flow_from_meta
         self.bank, self.meta = bank, meta
         self.spec = bank.spec
         self.dims, self.field = self.spec.dims, self.spec.field
@@ -49,7 +49,6 @@ class SuperResolver:
             return float(T)
         exact = self.meta.get("exact_flow")
         if exact and exact.get("name") == "ising1d_decimation":
-            from ..analysis.exact import superresolved_temperature
             for _ in range(level):
                 T = superresolved_temperature(T, exact["J"])
             return float(T)

@@ -50,10 +50,10 @@ import sys
 
 import numpy as np
 
+from ..analysis.outputs import open_output, select_sizes, size_groups, temperature_grid
 from ..analysis.stats import binning_error
 from ..errors import InputFileError, OutputError
-from .common import (ToolParser, open_output, run_tool, select_sizes, size_groups,
-                     temperature_grid)
+from .common import ToolParser, run_tool
 
 # model -> (name, label, dataset, per-configuration transform)
 OBSERVABLES = {

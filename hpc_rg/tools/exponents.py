@@ -26,7 +26,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import ToolParser, open_output, run_tool
+from ..analysis.outputs import open_output
+from .common import ToolParser, run_tool
 
 
 def parser() -> argparse.ArgumentParser:

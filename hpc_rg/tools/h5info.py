@@ -40,8 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..analysis.outputs import open_output, size_groups
 from ..io import schema
-from .common import ToolParser, open_output, run_tool, size_groups
+from .common import ToolParser, run_tool
 
 PROVENANCE = (schema.ATTR_VERSION, schema.ATTR_SCHEMA, schema.ATTR_STAGE, schema.ATTR_CREATED,
               schema.ATTR_RANKS, schema.ATTR_SEED, schema.ATTR_GIT, schema.ATTR_WRITER)

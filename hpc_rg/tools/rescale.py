@@ -9,7 +9,7 @@ Needs the Monte Carlo groups ``/L<L>`` and ``/L<L/2>`` of ``samples.h5`` (sample
 ``reference_sizes: [L/2]``). Prints, per temperature, the observables of L/2 Monte Carlo
 and of the L ensemble blocked to L/2 (<|m|> and the nearest-neighbour energy; φ⁴: <|φ|>,
 <φ²>; EA: of the overlap ρ), with standard errors, and the flow f(T) fitted by
-hpc_rg.rg.flow.fit_flow (the temperature at which L/2 Monte Carlo matches the blocked L
+hpc_rg.rg.rescaling.fit_flow (the temperature at which L/2 Monte Carlo matches the blocked L
 ensemble; the train stage stores the same flow in model.pt). --plot writes a PNG of both
 curves and of f(T) with the identity line. Default L: the run's sample.L; default
 blocking: majority (ising, 1D: decimation), overlap (EA), sign_mean (φ⁴). Runs under MPI
@@ -23,7 +23,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import ToolParser, open_output, run_tool
+from ..analysis.outputs import open_output
+from .common import ToolParser, run_tool
 
 BLOCKINGS = ("majority", "majority_random", "decimation", "sign_mean", "overlap")
 
@@ -47,8 +48,9 @@ def main(argv=None) -> int:
     from mpi4py import MPI
 
     from ..analysis.report import _clean, write_json
-    from ..analysis.rescale import default_size, flow_curves, format_curves, plot_curves
+    from ..analysis.rescale import default_size, flow_curves, format_curves
     from ..errors import HpcRgError
+    from ..plots.rescaling import plot_flow_curves
     comm = MPI.COMM_WORLD  # program entry point
     rank = comm.Get_rank()
     try:
@@ -69,7 +71,7 @@ def main(argv=None) -> int:
         if args.json:
             write_json(args.json, text)
     if args.plot:
-        plot_curves(curves, args.plot)
+        plot_flow_curves(curves, args.plot)
     return 0
 
 

@@ -38,9 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..analysis.outputs import open_output, select_sizes, temperature_grid
 from ..errors import InputFileError, OutputError
 from ..io import schema
-from .common import ToolParser, open_output, run_tool, select_sizes, temperature_grid
+from .common import ToolParser, run_tool
 
 LATTICE_AXES = ("x", "y", "z")
 
