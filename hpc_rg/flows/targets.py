@@ -279,11 +279,6 @@ class IsingRelaxation(Target):
         """``P(s_i = +1 | x) = sigmoid(2 x_i)`` (Shiina eq. 3), elementwise."""
         return torch.sigmoid(2.0 * x)
 
-    @staticmethod
-    def mean_spin(x: torch.Tensor) -> torch.Tensor:
-        """``E[s_i | x] = tanh(x_i)`` (improved estimator of spin observables)."""
-        return torch.tanh(x)
-
     def spins_from_x(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """Exact draw of ``s ~ p(s|x)``: independent sites, ``P(s_i = +1) = sigmoid(2 x_i)``.
 

@@ -161,8 +161,6 @@ class Ensemble(Measurements):
         if self.algorithm in _GENERATOR_ALGORITHMS:
             self._gens = [torch_generator(self.seed, self.algorithm, int(u), device=dev)
                           for u in self.chain_ids]
-        self._acc_sum = np.zeros(B)
-        self._acc_n = 0
 
         # ---------------------------------------------------------- disorder
         self._J = self._J_int = None
@@ -286,16 +284,13 @@ class Ensemble(Measurements):
     def _checkerboard_phi4(self, k: int) -> None:
         dt = torch.float64 if self.dtype == torch.float64 else torch.float32
         width = self.cfg.sample.metropolis_width
-        acc = np.zeros(self.B)
         u_prop = cb.sweep_uniforms(self._rng, k, self.x0, dtype=dt, k=0)
         u_acc = cb.sweep_uniforms(self._rng, k, self.x0, dtype=dt, k=1)
         for colour in (0, 1):
             src, halo = self._with_halo(self.x)
             nn = neighbour_sum(src, halo=halo)
-            a = cb.update_colour_phi4(self.x, nn, self._kappa, self._lam, width, u_prop, u_acc,
-                                      self._masks[colour])
-            acc += 0.5 * a.cpu().numpy()
-        self._count_acceptance(acc)
+            cb.update_colour_phi4(self.x, nn, self._kappa, self._lam, width, u_prop, u_acc,
+                                  self._masks[colour])
 
     def _ising_cluster(self) -> None:
         from hpc_rg.mc import cluster
@@ -321,33 +316,17 @@ class Ensemble(Measurements):
         from hpc_rg.mc.hmc import hmc_update
 
         h = self.cfg.sample.hmc
-        acc = np.zeros(self.B)
         if self.B:
-            res = hmc_update(self.x, self._kappa, self._lam, h.step_size, h.steps, self._gens)
-            self.x, acc = res.phi, res.accepted.cpu().numpy().astype(np.float64)
-        self._count_acceptance(acc)
+            self.x = hmc_update(self.x, self._kappa, self._lam, h.step_size, h.steps,
+                                self._gens).phi
 
     def _phi4_langevin(self) -> None:
         from hpc_rg.mc.langevin import langevin_update
 
         lc = self.cfg.sample.langevin
-        acc = np.zeros(self.B)
         if self.B:
-            res = langevin_update(self.x, self._kappa, self._lam, lc.step_size, self._gens,
-                                  metropolize=lc.metropolized)
-            self.x, acc = res.phi, res.accepted.cpu().numpy().astype(np.float64)
-        self._count_acceptance(acc)
-
-    def _count_acceptance(self, acc: np.ndarray) -> None:
-        self._acc_sum += acc
-        self._acc_n += 1
-
-    def update_acceptance(self) -> np.ndarray:
-        """Mean acceptance per local chain of the phi^4 Metropolis/HMC/Langevin updates so
-        far, shape (B,); NaN for spin models or before any update."""
-        if self._acc_n == 0:
-            return np.full(self.B, np.nan)
-        return self._acc_sum / self._acc_n
+            self.x = langevin_update(self.x, self._kappa, self._lam, lc.step_size, self._gens,
+                                     metropolize=lc.metropolized).phi
 
     # ================================================================ tempering
     def _exchange(self, exchange_index: int) -> None:
@@ -376,7 +355,6 @@ class Ensemble(Measurements):
             "sweeps_done": int(self.sweeps_done), "temp_index": self.temp_index.copy(),
             "tempering": None if self._pt is None else self._pt.state.state_dict(),
             "generators": None if self._gens is None else [g.get_state() for g in self._gens],
-            "acceptance": (self._acc_sum.copy(), int(self._acc_n)),
         }
 
     def load_state_dict(self, d: dict) -> None:
@@ -394,5 +372,4 @@ class Ensemble(Measurements):
         if self._gens is not None:
             for g, st in zip(self._gens, d["generators"]):
                 g.set_state(st)
-        self._acc_sum, self._acc_n = np.array(d["acceptance"][0]), int(d["acceptance"][1])
         self._refresh_params()

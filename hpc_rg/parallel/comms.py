@@ -8,7 +8,9 @@ Layout of the world (size P, ``S = ranks_per_replica``)::
   the first lattice axis per rank (domain decomposition, halo exchange).
 - ``across``: the ranks with the same slab rank in every group; a configuration's slab
   travels nowhere, but parallel-tempering energies and temperature swaps go through it.
-- ``data``: data-parallel training group (the world).
+- ``node``: the ranks sharing this node's memory (local rank, device choice).
+
+Data-parallel training runs over the whole world.
 """
 
 from __future__ import annotations
@@ -73,11 +75,6 @@ class Comms:
     @property
     def slab_rank(self) -> int:
         return self.slab.Get_rank()
-
-    @property
-    def data(self):
-        """Data-parallel training group."""
-        return self.world
 
     @property
     def local_rank(self) -> int:
