@@ -25,7 +25,7 @@ import torch
 from hpc_rg.flows.mh import ess_per_n
 from hpc_rg.flows.modelfile import build_level
 from hpc_rg.flows.sampler import ChainState, FieldModel, hmc_step, mh_step
-from hpc_rg.flows.train import LevelObjective
+from hpc_rg.flows.objective import LevelObjective
 from hpc_rg.mc.checkerboard import sweep_phi4
 from hpc_rg.models.lattice import global_site_ids
 from hpc_rg.rng import CounterRNG, derive_seed

@@ -44,7 +44,7 @@ def main(argv=None) -> int:
         return run_check()
     from .errors import HpcRgError, StoppedBySignal
     from .parallel.comms import world_comm
-    from .pipeline.progress import setup_logging
+    from .progress import setup_logging
 
     world = world_comm()
     rank, size = world.Get_rank(), world.Get_size()
@@ -120,8 +120,7 @@ def _run(cfg, stages, args, world, log) -> int:
         log.info(f"hpc_rg {__version__}: {cfg.source} on {comms.size} rank(s), device {device}")
         for note in cfg.resolved:
             log.info(note)
-        run_pipeline(cfg, comms, stages, stop, args.resume, device,
-                     explicit=args.stage != "all")
+        run_pipeline(cfg, comms, stages, stop, args.resume, device)
     except StoppedBySignal as e:  # collective decision: every rank gets here
         if world.Get_rank() == 0:
             sys.stderr.write(f"hpc_rg: {e}\n")

@@ -41,10 +41,6 @@ class OutputError(HpcRgError):
     """The output directory cannot be written (permissions, disk full, finished run)."""
 
 
-class StageNotBuiltError(HpcRgError):
-    """A pipeline stage that this version of hpc_rg does not provide yet."""
-
-
 class StoppedBySignal(HpcRgError):
     """The job received SIGTERM/SIGINT, flushed a checkpoint and stopped; rerun with --resume."""
 

@@ -1,4 +1,4 @@
-"""Certificates of super-resolved levels (hpc_rg.analysis.certificate, pipeline.certify)."""
+"""Certificates of super-resolved levels (hpc_rg.analysis.certificate, methods.certify)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hpc_rg.analysis import certificate as cert
-from hpc_rg.pipeline.certify import chain_mean_error
+from hpc_rg.methods.certify import chain_mean_error
 
 
 def test_unmixed_mh_chain_is_not_certified():
@@ -91,7 +91,7 @@ def test_auto_correction_picks_latent_hmc_when_the_flow_is_poor():
     """upscale.hmc.trajectories: auto -> latent HMC below auto_below, independence MH above
     (the worst of the measured ESS/N decides)."""
     from hpc_rg.config import config_from_dict
-    from hpc_rg.pipeline.flow_stages import resolve_correction, training_ess
+    from hpc_rg.methods.flow.pool import resolve_correction, training_ess
     cfg = config_from_dict({"model": {"name": "ising"}, "sample": {"L": 8, "temperatures": [3.0]},
                             "train": {"method": "flow_rg"}, "upscale": {"target_L": 32}})
     assert cfg.upscale.hmc.trajectories == "auto"

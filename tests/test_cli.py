@@ -181,7 +181,7 @@ from mpi4py import MPI
 import hpc_rg.__main__ as cli
 import hpc_rg.pipeline.driver as driver
 
-def failing(cfg, comms, stages, stop, resume, device, explicit):
+def failing(cfg, comms, stages, stop, resume, device):
     if comms.rank == 1:
         raise RuntimeError("injected failure on one rank")
     comms.world.Barrier()  # rank 0 would wait here forever without the abort
@@ -255,9 +255,9 @@ def test_signal_after_a_stage_stops_before_the_next(monkeypatch, tmp_path):
     comms = Comms(MPI.COMM_SELF)
     try:
         with pytest.raises(StoppedBySignal, match="after the sample stage.*--resume for train"):
-            run_pipeline(cfg, comms, ("sample", "train"), stop, False, None, explicit=False)
+            run_pipeline(cfg, comms, ("sample", "train"), stop, False, None)
         assert ran == ["sample"]
-        run_pipeline(cfg, comms, ("sample",), stop, False, None, explicit=True)  # last: no error
+        run_pipeline(cfg, comms, ("sample",), stop, False, None)  # last: no error
         assert ran == ["sample", "sample"]
     finally:
         comms.free()

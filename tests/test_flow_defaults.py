@@ -15,7 +15,7 @@ import pytest
 
 from conftest import run_hpc_rg
 from hpc_rg.analysis.exact import ising2d_energy
-from hpc_rg.pipeline.certify import chain_mean_error
+from hpc_rg.methods.certify import chain_mean_error
 
 DECK = """
 run: {{name: defaults, output: {out}, seed: {seed}, progress_seconds: 30}}

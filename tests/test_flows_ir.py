@@ -24,7 +24,7 @@ from physics_helpers import (assert_agrees, mc_mean_err, mh_chains, phi4_obs,  #
 from hpc_rg.flows.ir_matching import CoarseCouplings, dS_dkappa, resample_coarse
 from hpc_rg.flows.modelfile import build_level
 from hpc_rg.flows.sampler import FieldModel
-from hpc_rg.flows.train import LevelObjective
+from hpc_rg.flows.objective import LevelObjective
 from hpc_rg.models import phi4
 
 pytestmark = pytest.mark.usefixtures("one_thread")

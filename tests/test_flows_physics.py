@@ -1,6 +1,6 @@
 """Exactness of MH-corrected flow super-resolution at small size (in process, no MPI).
 
-A level 4 → 8 is trained briefly by reverse KL (:class:`hpc_rg.flows.train.LevelObjective`
+A level 4 → 8 is trained briefly by reverse KL (:class:`hpc_rg.flows.objective.LevelObjective`
 with plain Adam), then independence Metropolis-Hastings chains (:func:`hpc_rg.flows.sampler.
 mh_step`) with coarse inputs from 4×4 Monte Carlo must reproduce the 8×8 answer: φ⁴ ⟨|φ|⟩
 and ⟨φ²⟩ from a long 8×8 Metropolis run. For the relaxed Ising model independence MH is not
@@ -31,7 +31,7 @@ from physics_helpers import assert_agrees, mh_chains, run_phi4, train_objective 
 
 from hpc_rg.flows.modelfile import build_level
 from hpc_rg.flows.sampler import ChainState, FieldModel, hmc_step
-from hpc_rg.flows.train import LevelObjective
+from hpc_rg.flows.objective import LevelObjective
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -209,7 +209,7 @@ def test_files_from_before_certificates_still_read(runs, tmp_path):
     """An upscaled.h5 without certificate attributes (written before them): the tools read
     it and say its exactness is unknown -- never 'certified'."""
     from hpc_rg.analysis.certificate import read_certificate
-    from hpc_rg.tools.plot import cert_tag
+    from hpc_rg.plots.common import cert_tag
     _, out = runs["ising"]
     old = tmp_path / "upscaled.h5"
     shutil.copy(out / "upscaled.h5", old)
@@ -356,7 +356,7 @@ def test_training_pool_is_advanced_by_the_upscale_correction(trajectories):
     from hpc_rg.config import config_from_dict
     from hpc_rg.flows.modelfile import FlowBank
     from hpc_rg.flows.sampler import FieldModel
-    from hpc_rg.pipeline.flow_stages import _advance_pool
+    from hpc_rg.methods.flow.pool import advance_pool as _advance_pool
 
     cfg = config_from_dict({
         "model": {"name": "phi4", "dims": 2, "parametrization": "bauer", "lam": 0.02},

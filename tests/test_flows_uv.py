@@ -24,7 +24,7 @@ from physics_helpers import (assert_agrees, mc_mean_err, mh_chains, phi4_obs,  #
 from hpc_rg.flows.couplings import dS_dkappa
 from hpc_rg.flows.modelfile import build_level
 from hpc_rg.flows.sampler import FieldModel
-from hpc_rg.flows.train import LevelObjective
+from hpc_rg.flows.objective import LevelObjective
 from hpc_rg.flows.uv_matching import FineCouplings, fine_reference
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -148,7 +148,7 @@ def test_warning_when_the_reference_set_is_resampled_most_steps(caplog):
     """More resamplings than half the steps (κ outruns the reweighting window) is flagged."""
     import logging
 
-    from hpc_rg.pipeline.flow_stages import _warn_if_reference_lags
+    from hpc_rg.methods.flow.couplings import warn_if_reference_lags as _warn_if_reference_lags
     uv = FineCouplings([0.2, 0.3], [LAM, LAM], reference=torch.zeros(2, 2, 8, 8))
     uv.refreshes[1] = 60
     with caplog.at_level(logging.WARNING, logger="hpc_rg"):
@@ -166,7 +166,7 @@ def test_couplings_get_their_own_optimizer_group():
     """The learned couplings are optimised without weight decay, the UV κ at lr × uv_lr_factor:
     under AdamW (DeepSpeed's Adam) a κ pushed hard moves at most ~lr·factor per step, the
     flow weights at the full rate."""
-    from hpc_rg.pipeline.flow_stages import _param_groups
+    from hpc_rg.methods.flow.couplings import param_groups as _param_groups
     fm = FieldModel("phi4", 2, 0.25, SimpleNamespace(parametrization="bauer", lam=LAM))
     torch.manual_seed(0)
     level = build_level(LEVEL)

@@ -85,7 +85,7 @@ def test_upscale_same_file_on_one_and_two_ranks(pipeline, tmp_path, nprocs):
 
 def test_upscale_samples_spread_over_the_ensemble(pipeline, tmp_path):
     """upscale.samples = 7 of 80 takes inputs n·80 // 7 (all chains, not chain 0's first 7)."""
-    from hpc_rg.pipeline.upscale import input_runs
+    from hpc_rg.methods import input_runs
     from hpc_rg.rg.blocking import majority_rule
     tmp, deck = pipeline
     out = tmp_path / "out"

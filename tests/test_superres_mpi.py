@@ -7,7 +7,8 @@ from hpc_rg.config import config_from_dict
 from hpc_rg.parallel.comms import Comms
 from hpc_rg.pipeline.signals import StopFlag
 from hpc_rg.superres.network import NetworkBank, NetworkSpec
-from hpc_rg.superres.trainer import LoopState, Trainer, deepspeed_config
+from hpc_rg.train.cnn_loop import LoopState, Trainer
+from hpc_rg.train.engine import deepspeed_config
 
 pytestmark = pytest.mark.mpi
 
@@ -40,7 +41,7 @@ def test_trainer_keeps_parameters_identical_across_ranks(shared_tmp):
         before = [p.detach().clone() for p in holder["bank"].parameters()]
         engine, opt, _, _ = deepspeed.initialize(model=holder["bank"],
                                                  model_parameters=holder["bank"].parameters(),
-                                                 config=deepspeed_config(cfg.train, world.Get_size()))
+                                                 config=deepspeed_config(cfg.train.batch_size, cfg.train.learning_rate, cfg.train.deepspeed, world.Get_size()))
         holder.update(engine=engine, opt=opt)
         trainer = Trainer(holder["bank"], train_x, val_x, cfg, "majority", comms, "cpu",
                           shared_tmp / "ck", StopFlag(), _Quiet())

@@ -24,7 +24,7 @@ train: {{epochs: 40, batch_size: 32, patience: 5, energy_weight: 2.0,
 def test_superresolved_test_set_matches_monte_carlo(tmp_path):
     import hpc_rg.superres as sr
     from hpc_rg.rg.blocking import block
-    from hpc_rg.superres.observables import observables
+    from hpc_rg.rg.observables import observables
     deck = tmp_path / "deck.yaml"
     deck.write_text(DECK.format(out=tmp_path / "out"))
     for stage in ("sample", "train"):

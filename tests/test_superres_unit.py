@@ -8,7 +8,7 @@ import torch
 
 from hpc_rg.errors import InputFileError
 from hpc_rg.superres import SuperResolver
-from hpc_rg.superres.ensemble_io import split_runs, take_share
+from hpc_rg.io.ensemble import split_runs, take_share
 from hpc_rg.superres.loss import gaussian_loss, nn_energy, spin_loss
 from hpc_rg.superres.modelfile import load_model, save_model
 from hpc_rg.rg.blocking import upsample

@@ -100,7 +100,7 @@ def sr_overlaps(q, t, block):
 
 def disorder_block(samples_group):
     """Super-resolution inputs per disorder sample: S * (R // 2) overlaps of disjoint
-    replica pairs (0,1), (2,3), ... (see hpc_rg.superres.ensemble_io)."""
+    replica pairs (0,1), (2,3), ... (see hpc_rg.io.ensemble)."""
     if schema.CONFIGS in samples_group:
         _, _, S, R = samples_group[schema.CONFIGS].shape[:4]
     else:

@@ -76,7 +76,7 @@ def _level(t: GroupTable, i: int, T: float) -> scaling.LevelObservables:
     gq, gh = t.two_point_at(max(1, t.L // 4)), t.two_point_at(t.L // 2)
     if gq is None or gh is None:
         raise InputFileError(f"{t.path}: /L{t.L}: G(r) at r = L/4 and L/2 is needed")
-    beta = 1.0 if t.model == "phi4" else 1.0 / T
+    beta = 1.0 / T if t.spec.has_temperature else 1.0
     N = t.L ** t.dims
     nan2 = (float("nan"), float("nan"))
     m2, m2e = ve("m2") if "m2" in t.values else nan2
@@ -134,7 +134,7 @@ def fit_exponents(tables: list[GroupTable], temperatures=None, L_min: int | None
             out.append(res)
             continue
         levels = [_level(t, i, T) for t, i in rows]
-        ea = chain[0].model == "edwards_anderson"
+        ea = chain[0].disordered
         keys = ("chi", "g_quarter", "g_half") + (() if ea else ("abs_m",))
         weighted = _weights_ok(levels, keys)
         if ea:

@@ -132,7 +132,7 @@ def read_configs(group, t: int, a: int, b: int, step: int = 1) -> np.ndarray:
 
     EA Monte Carlo groups give the overlap configurations ρ = s·s' of the disjoint replica
     pairs (0, 1), (2, 3), … with flat index ``n = (d·S + k)·⌊R/2⌋ + p`` (disorder slowest),
-    the ensemble the super-resolution starts from (hpc_rg.superres.ensemble_io).
+    the ensemble the super-resolution starts from (hpc_rg.io.ensemble).
     """
     ds = require_dataset(group, schema.CONFIGS)
     if not is_ea_monte_carlo(group):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..io import schema
+from ..models.spec import spec_for
 from . import observables as obs
 
 
@@ -38,7 +39,8 @@ def summary_rows(group) -> tuple[list[str], list[list[str]]]:
     model, L, dims = group.attrs["model"], int(group.attrs["L"]), int(group.attrs["dims"])
     N = L ** dims
     chains = int(group.attrs.get("chains", 1))
-    if model == "phi4":
+    spec = spec_for(str(model))
+    if spec.continuous:
         grid = group[schema.COUPLINGS][...]
         scanned = group.attrs.get("scanned", "coupling")
         header = [str(scanned), "<S>/N", "<|phi|>", "<phi^2>", "U4"]
@@ -51,7 +53,7 @@ def summary_rows(group) -> tuple[list[str], list[list[str]]]:
         return header, rows
     temps = group[schema.TEMPERATURES][...]
     e, m = group[schema.ENERGY][...], group[schema.MAGNETIZATION][...]
-    if model == "edwards_anderson":  # (D, T, S, R) -> per temperature: (S, D*R)
+    if spec.disordered:  # (D, T, S, R) -> per temperature: (S, D*R)
         q = group[schema.OVERLAP][...]  # (D, T, S, P)
         ql = group[schema.LINK_OVERLAP][...]
         header = ["T", "[<e>]", "[<q_l>]", "chi_SG", "g (q Binder)"]

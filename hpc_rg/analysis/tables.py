@@ -48,6 +48,7 @@ import numpy as np
 
 from ..errors import InputFileError
 from ..io import schema
+from ..models.spec import SPECS, spec_for
 from ..parallel.distribute import block_range
 from .correlation import fourier_moments
 from .stats import jackknife_sums
@@ -100,8 +101,13 @@ class GroupTable:
     attrs: dict = field(default_factory=dict)  #: extra group attributes (level, ...)
 
     @property
+    def spec(self):
+        """The :class:`~hpc_rg.models.spec.ModelSpec` of the table's model."""
+        return spec_for(self.model)
+
+    @property
     def disordered(self) -> bool:
-        return self.model == "edwards_anderson"
+        return self.spec.disordered
 
     @property
     def observables(self) -> tuple[str, ...]:
@@ -145,14 +151,15 @@ class _Reader:
         self.g = group
         a = group.attrs
         self.model = str(a.get(schema.GROUP_ATTR_MODEL, ""))
-        if self.model not in ("ising", "edwards_anderson", "phi4"):
+        if self.model not in SPECS:
             raise InputFileError(f"{group.file.filename}: group {group.name} has no valid "
                                  f"'model' attribute (got {self.model!r})")
         self.dims = int(a[schema.GROUP_ATTR_DIMS])
         self.L = int(a[schema.GROUP_ATTR_L])
         self.source = str(a.get(schema.GROUP_ATTR_SOURCE, ""))
         self.configs = _need(group, schema.CONFIGS)
-        self.ea_mc = self.model == "edwards_anderson" and self.configs.ndim == self.dims + 4
+        self.spec = spec_for(self.model)
+        self.ea_mc = self.spec.disordered and self.configs.ndim == self.dims + 4
         lat = self.configs.shape[-self.dims:]
         if tuple(lat) != (self.L,) * self.dims:
             raise InputFileError(f"{group.file.filename}: {group.name}/configs has lattice "
@@ -167,7 +174,7 @@ class _Reader:
             self.n_T, self.N = self.configs.shape[:2]
             self.fields = 1
             self.disorder = 1
-            if self.model == "edwards_anderson":
+            if self.spec.disordered:
                 D = int((cfg.get("model") or {}).get("disorder_samples", 1) or 1)
                 self.disorder = D if D >= 1 and self.N % D == 0 else 1
             per_block = self.N // self.disorder
@@ -181,7 +188,7 @@ class _Reader:
             nb = _bins(self.N, chains) if not n_bins else max(2, min(int(n_bins), self.N))
             self.edges = np.array([(i * self.N) // nb for i in range(nb + 1)])
         self.n_bins = len(self.edges) - 1
-        if self.model == "edwards_anderson":
+        if self.spec.disordered:
             for name in (schema.OVERLAP, schema.LINK_OVERLAP):
                 _need(group, name)
         else:
@@ -190,7 +197,7 @@ class _Reader:
         self.batch = int(max(1, min(256, BATCH_BYTES // site_bytes)))
 
     def series_names(self) -> list[str]:
-        if self.model == "edwards_anderson":
+        if self.spec.disordered:
             names = ["abs_q", "q2", "q4", "q_l"]
             if self.ea_mc and schema.ENERGY in self.g:
                 names += ["e"]
@@ -198,7 +205,7 @@ class _Reader:
         names = ["abs_m", "m2", "m4"]
         if schema.ENERGY in self.g:
             names += ["e", "e2"]
-        if self.model == "phi4" and schema.PHI2_MEAN in self.g:
+        if self.spec.continuous and schema.PHI2_MEAN in self.g:
             names += ["phi2"]
         return names
 
@@ -212,7 +219,7 @@ class _Reader:
 
     def read_scalars(self, t: int, a: int, b: int) -> dict[str, np.ndarray]:
         g = self.g
-        if self.model == "edwards_anderson":
+        if self.spec.disordered:
             if self.ea_mc:
                 d, s0 = divmod(a, self.S)
                 sel = (d, t, slice(s0, s0 + (b - a)))
@@ -232,7 +239,7 @@ class _Reader:
         if schema.ENERGY in g:
             e = np.asarray(g[schema.ENERGY][t, a:b], dtype=np.float64)
             out["e"], out["e2"] = e, e * e
-        if self.model == "phi4" and schema.PHI2_MEAN in g:
+        if self.spec.continuous and schema.PHI2_MEAN in g:
             out["phi2"] = np.asarray(g[schema.PHI2_MEAN][t, a:b], dtype=np.float64)
         return out
 
@@ -304,10 +311,10 @@ def group_table(group, comm=None, rs=None, n_bins: int | None = None, label: str
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.sqrt(s0 / sk - 1.0) / k_fac
 
-    for name in (EA_OBSERVABLES if rd.model == "edwards_anderson" else CLEAN_OBSERVABLES):
+    for name in (EA_OBSERVABLES if rd.spec.disordered else CLEAN_OBSERVABLES):
         vals, errs = np.full(nT, np.nan), np.full(nT, np.nan)
         for t in range(nT):
-            beta = 1.0 if rd.model == "phi4" else 1.0 / grid[t]
+            beta = 1.0 / grid[t] if rd.spec.has_temperature else 1.0
             f = _formula(name, S, t, beta, N, xi)
             if f is None:
                 break

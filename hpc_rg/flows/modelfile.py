@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..superres.modelfile import read_tensor_file, write_tensor_file
+from ..io.tensor_file import read_tensor_file, write_tensor_file
 from .levels import CheckerboardLevel, FlowChain, SuperResolutionLevel
 
 __all__ = ["FORMAT", "VERSION", "flow_spec", "build_level", "FlowBank", "save_flow_model",

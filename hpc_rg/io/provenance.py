@@ -34,3 +34,18 @@ def provenance(cfg, n_ranks: int, stage: str, commit: str | None = None) -> dict
         schema.ATTR_STAGE: stage,
         schema.ATTR_COMPLETE: False,
     }
+
+
+def stage_provenance(cfg, comms, stage: str) -> dict:
+    """Collective: :func:`provenance` of ``stage``, identical on every rank (the git commit
+    is looked up on rank 0 only, then broadcast)."""
+    return comms.bcast_root(provenance(cfg, comms.size, stage,
+                                       commit=None if comms.is_root else ""))
+
+
+def plain_provenance(cfg, comms, stage: str) -> dict:
+    """:func:`provenance` with plain Python values (for a model file's metadata); the git
+    commit is looked up on rank 0 only."""
+    import numpy as np
+    p = provenance(cfg, comms.size, stage, commit=None if comms.is_root else "")
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in p.items()}

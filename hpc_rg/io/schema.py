@@ -36,6 +36,27 @@ GROUP_ATTR_L = "L"
 GROUP_ATTR_SOURCE = "source"
 SOURCES = ("monte_carlo", "superres", "superres_mh")
 GROUP_ATTR_CHUNKS_DONE = "chunks_done"  # kept-configuration chunks fully written
+GROUP_ATTR_SIZE_COMPLETE = "size_complete"  # every chunk of this size written
+# Monte Carlo size groups: how the ensemble was made
+GROUP_ATTR_ALGORITHM = "algorithm"
+GROUP_ATTR_THERMALIZE = "thermalize"
+GROUP_ATTR_THIN = "thin"
+GROUP_ATTR_SAMPLES_PER_CHAIN = "samples_per_chain"
+GROUP_ATTR_CHAINS = "chains"
+GROUP_ATTR_TEMPERING = "tempering"  # parallel tempering on; its statistics: tempering_<key>
+TEMPERING_PREFIX = "tempering_"
+GROUP_ATTR_RANKS_PER_REPLICA = "ranks_per_replica"
+GROUP_ATTR_SEED = "seed"
+GROUP_ATTR_SWEEPS = "sweeps"
+# super-resolved level groups
+GROUP_ATTR_LEVEL = "level"  # 1 = first upscaled size; made last at creation
+GROUP_ATTR_INPUT_L = "input_L"
+GROUP_ATTR_TRAIN_L = "train_L"
+GROUP_ATTR_INPUT_COUNT = "input_count"
+GROUP_ATTR_BLOCKING = "blocking"
+GROUP_ATTR_RESCALED = "rescaled"
+GROUP_ATTR_OVERLAP_CONFIGS = "overlap_configs"
+GROUP_ATTR_NETWORK_TEMPERATURES = "network_temperatures"
 
 # datasets in a size group
 CONFIGS = "configs"  # int8 +-1 spins or float32 fields
@@ -48,6 +69,8 @@ PHI2_MEAN = "phi2_mean"  # phi4: spatial mean of phi^2
 ACTION = "action"  # phi4: total action
 TEMPERATURES = "temperatures"
 COUPLINGS = "couplings"
+NOMINAL = "nominal_temperatures"  # super-resolved levels: the input grid point of each row
+CONSISTENCY = "consistency"  # CNN levels: fraction of coarse sites with block(fine) == coarse
 # flow levels corrected by Metropolis-Hastings (source = superres_mh)
 MH_ACCEPTED = "mh_accepted"  # dataset (T, N) int8: step n of the chain accepted its proposal
 MH_ACCEPTANCE = "acceptance"  # group attr (T,): accepted / proposed

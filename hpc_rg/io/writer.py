@@ -14,6 +14,7 @@ Open with :func:`open_output`, which picks the strategy and warns once when it f
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -127,6 +128,19 @@ def is_io_failure(e: Exception) -> bool:
 _IO_ERRORS = (OSError, ValueError, RuntimeError)
 
 
+@contextlib.contextmanager
+def _io_errors(path):
+    """A failed file operation inside (disk full, quota, permissions; see
+    :func:`is_io_failure`) becomes a one-line :class:`OutputError` naming ``path``; any
+    other exception is a bug and passes unchanged."""
+    try:
+        yield
+    except _IO_ERRORS as e:
+        if not is_io_failure(e):
+            raise
+        raise _os_error(path, e) from None
+
+
 def fsync_path(path, directory: bool = False) -> None:
     """fsync a file (or a directory, to persist a rename in it); best effort for dirs."""
     flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
@@ -206,16 +220,12 @@ class OutputFile(ABC):
     def flush(self) -> None:
         """Collective: push data and metadata to the file (call before a checkpoint that
         declares the data written)."""
-        try:
+        with _io_errors(self.partial):
             self._h5.flush()
-        except _IO_ERRORS as e:
-            if not is_io_failure(e):
-                raise
-            raise _os_error(self.partial, e) from None
 
     def close(self, complete: bool = False) -> None:
         """Collective: close; with ``complete=True`` mark the file complete and rename it."""
-        try:
+        with _io_errors(self.path):
             if complete:
                 self.set_attrs("/", {schema.ATTR_COMPLETE: True})
             self._close_files()
@@ -225,10 +235,6 @@ class OutputFile(ABC):
                 os.replace(self.partial, self.path)
                 fsync_path(self.path.parent, directory=True)
             self.comm.Barrier()
-        except _IO_ERRORS as e:
-            if not is_io_failure(e):
-                raise
-            raise _os_error(self.path, e) from None
 
     @abstractmethod
     def _close_files(self) -> None: ...
@@ -239,50 +245,34 @@ class MpioFile(OutputFile):
 
     def __init__(self, path, comm, mode):
         super().__init__(path, comm, mode)
-        try:
+        with _io_errors(self.partial):
             if mode == "w" and comm.Get_rank() == 0:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             comm.Barrier()
             self._h5 = h5py.File(self.partial, mode, driver="mpio", comm=comm)
-        except _IO_ERRORS as e:
-            if not is_io_failure(e):
-                raise
-            raise _os_error(self.partial, e) from None
 
     def create_dataset(self, name, shape, dtype, chunks=None, attrs=None):
         # Early allocation (the parallel-HDF5 default, made explicit): every chunk gets its
         # file space at creation, so later independent writes of disjoint slices change no
         # metadata and need no collectives; a job killed between flushes cannot leave a
         # chunk index half-updated.
-        try:
+        with _io_errors(self.partial):
             dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
             dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
             ds = self._h5.create_dataset(name, shape=tuple(shape), dtype=dtype, chunks=chunks,
                                          fillvalue=None, dcpl=dcpl)
             for k, v in (attrs or {}).items():
                 ds.attrs[k] = v
-        except _IO_ERRORS as e:
-            if not is_io_failure(e):
-                raise
-            raise _os_error(self.partial, e) from None
 
     def set_attrs(self, name, attrs):
         obj = self._h5[name] if name != "/" else self._h5
-        try:
+        with _io_errors(self.partial):
             for k, v in attrs.items():
                 obj.attrs[k] = v
-        except _IO_ERRORS as e:
-            if not is_io_failure(e):
-                raise
-            raise _os_error(self.partial, e) from None
 
     def write(self, name, selection, data):
-        try:
+        with _io_errors(self.partial):
             self._h5[name][selection] = data
-        except _IO_ERRORS as e:
-            if not is_io_failure(e):
-                raise
-            raise _os_error(self.partial, e) from None
 
     def attrs(self, name):
         obj = self._h5[name] if name != "/" else self._h5
@@ -302,17 +292,16 @@ class VdsFile(OutputFile):
         super().__init__(path, comm, mode)
         self.rank_dir = self.path.with_name(self.path.name + ".ranks")
         rank = comm.Get_rank()
-        try:
+        self.rank_path = self.rank_dir / f"rank{rank}.h5"
+        with _io_errors(self.path):
             if mode == "w" and rank == 0:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 shutil.rmtree(self.rank_dir, ignore_errors=True)
                 self.rank_dir.mkdir()
                 h5py.File(self.partial, "w").close()  # the run-in-progress marker
             comm.Barrier()
-            self.rank_path = self.rank_dir / f"rank{rank}.h5"
+        with _io_errors(self.rank_path):
             self._h5 = h5py.File(self.rank_path, mode)
-        except OSError as e:
-            raise _os_error(self.rank_path if hasattr(self, "rank_path") else self.path, e) from None
         self._layout: dict[str, tuple] = {}  # name -> (shape, dtype, attrs)
         self._root_attrs: dict = {}
         self._group_attrs: dict[str, dict] = {}
@@ -359,10 +348,8 @@ class VdsFile(OutputFile):
             self._h5[name].attrs["_owned"] = np.asarray(boxes, dtype=np.int64)
 
     def write(self, name, selection, data):
-        try:
+        with _io_errors(self.rank_path):
             self._h5[name][selection] = data
-        except OSError as e:
-            raise _os_error(self.rank_path, e) from None
 
     def attrs(self, name):
         obj = self._h5[name] if name != "/" else self._h5

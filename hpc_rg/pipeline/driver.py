@@ -1,11 +1,12 @@
-"""The driver: decides which stages run, checks the output directory, owns the loop."""
+"""The driver: decides which stages run, checks the output directory, runs them in order
+(skipping finished ones on ``--resume``) and stops between stages on a signal."""
 
 from __future__ import annotations
 
 import logging
 
 from ..config import STAGES
-from ..errors import ConfigError, StageNotBuiltError
+from ..errors import ConfigError, StoppedBySignal
 from ..io import schema
 
 log = logging.getLogger("hpc_rg")
@@ -13,8 +14,6 @@ log = logging.getLogger("hpc_rg")
 #: stage -> the file it writes in run.output
 STAGE_FILES = {"sample": schema.SAMPLES_FILE, "upscale": schema.UPSCALED_FILE,
                "analyze": schema.ANALYSIS_FILE, "train": schema.MODEL_FILE}
-#: stages this version provides; the others print a clear message
-BUILT = ("sample", "train", "upscale", "analyze")
 
 
 def stages_for(request: str, cfg=None) -> tuple[str, ...]:
@@ -35,8 +34,6 @@ def check_output_state(cfg, stages, resume: bool) -> None:
         return
     out = cfg.output_dir
     for stage in stages:
-        if stage not in BUILT:
-            continue
         final = out / STAGE_FILES[stage]
         partial = final.with_name(final.name + schema.PARTIAL_SUFFIX)
         if final.exists():
@@ -54,7 +51,7 @@ def check_output_state(cfg, stages, resume: bool) -> None:
                               f"delete {schema.CHECKPOINT_DIR}/train")
 
 
-def run_pipeline(cfg, comms, stages, stop, resume: bool, device, explicit: bool) -> None:
+def run_pipeline(cfg, comms, stages, stop, resume: bool, device) -> None:
     """Run ``stages`` in order (collective); with ``resume`` a stage whose output file is
     complete is skipped."""
     from .analyze import run_analyze
@@ -65,13 +62,6 @@ def run_pipeline(cfg, comms, stages, stop, resume: bool, device, explicit: bool)
     runners = {"sample": run_sample, "train": run_train, "upscale": run_upscale,
                "analyze": run_analyze}
     for stage in stages:
-        if stage not in BUILT:
-            msg = (f"stage '{stage}' is not built in this version of hpc_rg yet "
-                   f"(available: {', '.join(BUILT)})")
-            if explicit:
-                raise StageNotBuiltError(msg)
-            log.info(f"[{stage}] skipped: {msg}")
-            continue
         final = cfg.output_dir / STAGE_FILES[stage]
         if resume and comms.bcast_root(final.exists()):
             log.info(f"[{stage}] {final} is complete; skipping (--resume)")
@@ -79,6 +69,5 @@ def run_pipeline(cfg, comms, stages, stop, resume: bool, device, explicit: bool)
         runners[stage](cfg, comms, stop, resume, device)
         later = stages[stages.index(stage) + 1:]
         if later and stop.requested(comms):  # a signal that came after the stage's last poll
-            from ..errors import StoppedBySignal
             raise StoppedBySignal(f"stopped by signal after the {stage} stage ({final} is "
                                   f"complete); rerun with --resume for {', '.join(later)}")

@@ -23,9 +23,11 @@ from ..errors import StoppedBySignal
 from ..io import schema
 from ..io.checkpoint import RankCheckpoints
 from ..io.layout import SizeLayout
-from ..io.provenance import provenance
-from ..io.writer import open_output, partial_is_usable
-from .progress import Progress
+from ..io.provenance import stage_provenance
+from ..io.writer import open_output
+from .loop import partial_path, reopen_partial
+from ..models.spec import spec_for
+from ..progress import Progress
 
 log = logging.getLogger("hpc_rg")
 
@@ -65,19 +67,11 @@ def run_sample(cfg, comms, stop, resume: bool, device) -> None:
     _announce_kernel(cfg, comms, device)
     out = cfg.output_dir
     final = out / schema.SAMPLES_FILE
-    partial = final.with_name(final.name + schema.PARTIAL_SUFFIX)
-    partial_exists = comms.bcast_root(partial.exists())
+    partial_exists = comms.bcast_root(partial_path(final).exists())
     h5 = None
     if resume and partial_exists:
-        if partial_is_usable(final, comms.world):
-            h5 = open_output(final, comms.world, "r+")
-            if not comms.bcast_root(_structure_complete(h5, cfg)):
-                h5.close(complete=False)
-                h5 = None
-        if h5 is None:
-            log.warning(f"[sample] {partial}: unreadable or incomplete (the job was killed "
-                        f"while creating it?); starting the stage again from scratch")
-            partial_exists = False
+        h5 = reopen_partial(final, comms, lambda f: _structure_complete(f, cfg), "sample")
+        partial_exists = h5 is not None
     if h5 is None:
         if resume and not partial_exists:
             log.info("[sample] nothing to resume; starting from scratch")
@@ -87,7 +81,7 @@ def run_sample(cfg, comms, stop, resume: bool, device) -> None:
         _create_file(h5, cfg, comms)
     for L in cfg.sample.sizes:
         g = schema.size_group(L)
-        if h5.attrs(g).get(GROUP_ATTR_DONE, False):
+        if h5.attrs(g).get(schema.GROUP_ATTR_SIZE_COMPLETE, False):
             continue
         _sample_size(size_config(cfg, L), cfg, comms, stop, h5, resume and partial_exists, device)
     h5.close(complete=True)
@@ -98,8 +92,6 @@ def run_sample(cfg, comms, stop, resume: bool, device) -> None:
         for L in cfg.sample.sizes:
             _print_summary(final, schema.size_group(L))
 
-
-GROUP_ATTR_DONE = "size_complete"
 
 
 def _announce_kernel(cfg, comms, device) -> None:
@@ -192,7 +184,7 @@ def _sample_size(cfg, main_cfg, comms, stop, h5, resume: bool, device) -> None:
         checkpoint()
     progress.update(ens.sweeps_done, force=True)
     _finish_group(h5, g, ens, comms)
-    h5.set_attrs(g, {GROUP_ATTR_DONE: True})
+    h5.set_attrs(g, {schema.GROUP_ATTR_SIZE_COMPLETE: True})
     h5.flush()
     checkpoint()
 
@@ -205,7 +197,7 @@ def _structure_complete(h5, cfg) -> bool:
             size_cfg = size_config(cfg, L)
             layout = SizeLayout.from_config(size_cfg)
             g = schema.size_group(L)
-            if not h5.has(g) or GROUP_ATTR_DONE not in h5.attrs(g):
+            if not h5.has(g) or schema.GROUP_ATTR_SIZE_COMPLETE not in h5.attrs(g):
                 return False
             if any(not h5.has(f"{g}/{name}") for name in layout.datasets()):
                 return False
@@ -225,9 +217,7 @@ def _print_summary(path, g: str) -> None:
 
 def _create_file(h5, cfg, comms) -> None:
     """Collective: provenance and the empty groups of every sampled size."""
-    root = provenance(cfg, comms.size, "sample", commit=None if comms.is_root else "")
-    root = comms.bcast_root(root)  # identical attribute values on every rank (collective)
-    h5.set_attrs("/", root)
+    h5.set_attrs("/", stage_provenance(cfg, comms, "sample"))
     for L in cfg.sample.sizes:
         size_cfg = size_config(cfg, L)
         _create_layout(h5, size_cfg, comms, SizeLayout.from_config(size_cfg))
@@ -238,7 +228,7 @@ def _create_layout(h5, cfg, comms, layout: SizeLayout) -> None:
     for name, (shape, dtype, chunks, axes) in layout.datasets().items():
         h5.create_dataset(f"{g}/{name}", shape, dtype, chunks=chunks,
                           attrs={schema.DATASET_ATTR_AXES: axes})
-    grid_name = schema.COUPLINGS if cfg.model.name == "phi4" else schema.TEMPERATURES
+    grid_name = spec_for(cfg.model.name).grid
     h5.create_dataset(f"{g}/{grid_name}", (layout.n_params,), np.float64)
     if comms.is_root:
         h5.put(f"{g}/{grid_name}", (), np.asarray(cfg.parameter_grid, dtype=np.float64))
@@ -246,18 +236,15 @@ def _create_layout(h5, cfg, comms, layout: SizeLayout) -> None:
     attrs = {schema.GROUP_ATTR_MODEL: m.name, schema.GROUP_ATTR_DIMS: m.dims,
              schema.GROUP_ATTR_L: layout.L, schema.GROUP_ATTR_SOURCE: "monte_carlo",
              schema.GROUP_ATTR_CHUNKS_DONE: 0,
-             "algorithm": s.algorithm, "thermalize": s.thermalize, "thin": s.thin,
-             "samples_per_chain": s.samples, "chains": layout.chains,
-             "tempering": s.tempering.enabled, "ranks_per_replica": s.ranks_per_replica,
-             "seed": cfg.run.seed, GROUP_ATTR_DONE: False}
-    if m.name == "ising":
-        attrs.update(J=m.J, h=m.h)
-    elif m.name == "edwards_anderson":
-        attrs.update(disorder=m.disorder, disorder_samples=m.disorder_samples,
-                     replicas=m.replicas)
-    else:
-        attrs.update(parametrization=m.parametrization, kappa=m.kappa, lam=m.lam,
-                     scanned="kappa" if m.parametrization == "bauer" else "mu2")
+             schema.GROUP_ATTR_ALGORITHM: s.algorithm, schema.GROUP_ATTR_THERMALIZE: s.thermalize,
+             schema.GROUP_ATTR_THIN: s.thin, schema.GROUP_ATTR_SAMPLES_PER_CHAIN: s.samples,
+             schema.GROUP_ATTR_CHAINS: layout.chains,
+             schema.GROUP_ATTR_TEMPERING: s.tempering.enabled,
+             schema.GROUP_ATTR_RANKS_PER_REPLICA: s.ranks_per_replica,
+             schema.GROUP_ATTR_SEED: cfg.run.seed, schema.GROUP_ATTR_SIZE_COMPLETE: False}
+    attrs.update((k, getattr(m, k)) for k in spec_for(m.name).keys if k not in ("name", "dims"))
+    if m.name == "phi4":
+        attrs["scanned"] = "kappa" if m.parametrization == "bauer" else "mu2"
     h5.set_attrs(g, attrs)
 
 
@@ -299,6 +286,6 @@ def _finish_group(h5, g: str, ens, comms) -> None:
     stats = ens.tempering_stats() or {}
     attrs = {}
     for key, value in stats.items():
-        attrs[f"tempering_{key}"] = np.asarray(value)
-    attrs["sweeps"] = int(ens.sweeps_done)
+        attrs[schema.TEMPERING_PREFIX + key] = np.asarray(value)
+    attrs[schema.GROUP_ATTR_SWEEPS] = int(ens.sweeps_done)
     h5.set_attrs(g, comms.bcast_root(attrs))

@@ -1,6 +1,6 @@
 """Measure the temperature flow of the blocking from ``samples.h5`` (collective).
 
-Binds the ensemble reader (:mod:`.ensemble_io`) to the measured curves of
+Binds the ensemble reader (:mod:`hpc_rg.io.ensemble`) to the measured curves of
 :mod:`hpc_rg.rg.rescaling` (the home of the temperature rescaling): the L/2 Monte Carlo
 reference ensemble (group ``/L<L/2>``) and the size-L ensemble blocked to L/2, each on its
 temperature grid; :func:`~hpc_rg.rg.rescaling.fit_flow` turns them into f(T).
@@ -12,7 +12,7 @@ import logging
 
 from ..io import schema
 from ..rg.rescaling import TemperatureFlow, fit_flow, flow_from_meta, flow_to_meta
-from .ensemble_io import coarse_blocking, ensemble_size, grid, read_runs
+from ..io.ensemble import coarse_blocking, ensemble_size, grid, read_runs
 
 __all__ = ["ensemble_curves", "blocked_curves", "measure_flow", "flow_to_meta", "flow_from_meta"]
 

@@ -60,7 +60,6 @@ from pathlib import Path
 
 from ..errors import HpcRgError
 from ..plots import KINDS, make_plots, open_inputs
-from ..plots.common import cert_tag  # noqa: F401  (legend suffix, used by the flow tests)
 from .common import ToolParser, run_tool
 
 TOOL = "plot"

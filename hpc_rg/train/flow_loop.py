@@ -1,19 +1,9 @@
-"""Reverse-KL training of flow super-resolution levels, data parallel with DeepSpeed.
+"""The optimizer loop of one flow super-resolution level (data parallel with DeepSpeed).
 
-Level ``k`` (``2^k L → 2^{k+1} L``) of every parameter point is trained at once on the
-rank's own pool of coarse fields ``φ ~ p_{2^k L}`` (level 0: the Monte Carlo ensemble; level
-k: the MH-corrected output of level k-1). The loss per parameter point is Bauer eq. (32) /
-Shiina eq. (12),
-
-    KL(q‖p) + const = E_{φ ~ p_L, fine ~ q(·|φ)} [ log_q(fine|φ) − log p~_2L(fine) ],
-
-divided by the number of fine sites; ``log p_L(φ)`` does not depend on the flow parameters
-(σ enters only ``log_q``), so it is left out of the gradient but kept in the importance
-weights ``log w = log p~_2L(fine) − log p~_L(φ) − log_q`` whose ESS/N (eq. 12) the progress
-line reports (over every rank's batch). Optional magnetization regulariser (Shiina, after
-eq. 12): ``γ(step) · mean |m(fine) − m(φ)|`` with ``m`` the mean field (Ising: mean
-``tanh x`` = E[s|x]; the block mean of the fine field has the same mean); ``γ`` constant for
-``reg_steps`` steps then 0 (``step``) or decaying linearly to 0 (``linear``).
+Every parameter point's level is trained at once on the rank's own pool of coarse fields
+(:class:`~hpc_rg.flows.objective.LevelObjective`); the progress line reports the batch ESS/N
+over every rank. Checkpoints (:mod:`.checkpoints`) every ``train.checkpoint_every`` steps
+and on a stop signal; batches and noise are keyed by (level, step, rank): resumable.
 """
 
 from __future__ import annotations
@@ -23,14 +13,15 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from torch import nn
 
 from ..errors import StoppedBySignal
+from ..flows.objective import reg_weight
 from ..rng import torch_generator
+from .checkpoints import save_checkpoint
 
 log = logging.getLogger("hpc_rg")
 
-__all__ = ["FlowLoopState", "LevelObjective", "reg_weight", "FlowTrainer", "save_checkpoint"]
+__all__ = ["FlowLoopState", "FlowTrainer"]
 
 
 @dataclass
@@ -50,73 +41,6 @@ class FlowLoopState:
     @property
     def tag(self) -> str:  # same pattern as the CNN trainer's tags (step<N>e<M>)
         return f"step{self.steps}e{self.level}"
-
-
-def reg_weight(f, step: int) -> float:
-    """Regulariser weight at optimizer step ``step`` of a level."""
-    if f.reg_weight <= 0 or step >= f.reg_steps:
-        return 0.0
-    if f.reg_schedule == "linear":
-        return f.reg_weight * (1.0 - step / f.reg_steps)
-    return f.reg_weight
-
-
-def _magnetization(x: torch.Tensor, model: str) -> torch.Tensor:
-    axes = tuple(range(1, x.dim()))
-    return (torch.tanh(x) if model == "ising" else x).mean(axes)
-
-
-class LevelObjective(nn.Module):
-    """Level ``k`` of every parameter point and its reverse-KL loss.
-
-    ``forward(coarse (n_T, B, *L), log_p_coarse (n_T, B), reg, generator)`` returns
-    ``(loss, log_w (n_T, B))``; the loss is the mean over parameter points. With ``coarse``
-    couplings (IR matching, level 1 of φ⁴ only; :mod:`hpc_rg.flows.ir_matching`) the coarse
-    fields are first moved to the learned κ_L by Langevin dynamics, the loss gains the coarse
-    terms of D_KL^(I) and D_KL^(II), and ``log_p_coarse`` is recomputed at κ_L. With ``fine``
-    couplings (UV matching, φ⁴; :mod:`hpc_rg.flows.uv_matching`) the fine target's κ is
-    learned: the loss gains its terms and the weights use the current κ.
-    """
-
-    def __init__(self, levels, field_models, coarse=None, fine=None):
-        super().__init__()
-        self.levels = nn.ModuleList(levels)
-        self.field_models = list(field_models)
-        self.coarse = coarse
-        self.fine = fine
-
-    def forward(self, coarse, log_p_coarse, reg: float = 0.0, generator=None):
-        losses, lws = [], []
-        for t, (level, fm) in enumerate(zip(self.levels, self.field_models)):
-            phi, lpc = coarse[t], log_p_coarse[t]
-            if self.coarse is not None:
-                from ..models.phi4 import action
-                phi = self.coarse.move(t, phi, generator)
-                lpc = -action(phi.detach(), float(self.coarse.kappa[t].detach()), fm.lam)
-            fine, log_q = level.sample(phi, generator)
-            log_p = fm.log_p(fine)
-            n_sites = fine[0].numel()
-            per = log_q.to(torch.float64) - log_p
-            if self.coarse is not None:
-                per = per + self.coarse.loss_terms(t, phi)
-            if self.fine is not None:
-                per = per + self.fine.loss_terms(t, fine)
-                log_p = log_p + self.fine.log_p_shift(t, fine)
-            loss = per.mean() / n_sites
-            if reg > 0:
-                m_out = _magnetization(fine, fm.model)
-                m_in = _magnetization(phi, fm.model)
-                loss = loss + reg * (m_out - m_in).abs().to(torch.float64).mean()
-            losses.append(loss)
-            lws.append((log_p - lpc.to(torch.float64) - log_q.to(torch.float64)).detach())
-        return torch.stack(losses).mean().to(torch.float32), torch.stack(lws)
-
-
-def save_checkpoint(engine, ckpt_dir, state: FlowLoopState, comm) -> None:
-    """Collective DeepSpeed checkpoint of one level, committed by an atomic ``latest``
-    (the CNN trainer's kill-safe protocol, :func:`hpc_rg.superres.trainer.save_checkpoint`)."""
-    from ..superres.trainer import save_checkpoint as commit
-    commit(engine, ckpt_dir, state, comm)
 
 
 def _couplings_note(objective) -> str:
@@ -155,7 +79,7 @@ class FlowTrainer:
 
     def ess(self, log_w: torch.Tensor) -> float:
         """Mean over parameter points of ESS/N of every rank's batch weights (collective)."""
-        from .mh import ess_per_n
+        from ..flows.mh import ess_per_n
         lw = torch.cat([torch.as_tensor(a) for a in self.comm.allgather(log_w.cpu().numpy())], 1)
         return float(sum(ess_per_n(lw[t]) for t in range(lw.shape[0])) / lw.shape[0])
 

@@ -14,7 +14,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..io import schema
+from ..errors import InputFileError
+from . import schema
+
+
+def open_samples(cfg):
+    """``samples.h5`` of the run ``cfg``, read-only; a clear error when missing or unfinished."""
+    import h5py
+    path = cfg.output_dir / schema.SAMPLES_FILE
+    if not path.is_file():
+        partial = path.with_name(path.name + schema.PARTIAL_SUFFIX)
+        hint = "it is unfinished: rerun --stage sample --resume" if partial.exists() else \
+            "run --stage sample first"
+        raise InputFileError(f"{path}: no Monte Carlo ensemble ({hint})")
+    return h5py.File(path, "r")
+
+
+def size_group(f, L: int, path):
+    """Group ``/L<L>`` of the open file ``f`` (named ``path`` in the error when missing)."""
+    g = schema.size_group(L)
+    if g not in f:
+        raise InputFileError(f"{path}: has no group /{g}; sizes present: "
+                             f"{', '.join(sorted(f.keys()))}")
+    return f[g]
 
 
 def coarse_blocking(blocking: str) -> str:
@@ -108,7 +130,7 @@ def chain_length(group) -> int:
     ds = group[schema.CONFIGS]
     if group.attrs[schema.GROUP_ATTR_MODEL] == "edwards_anderson":
         return ds.shape[2] * (ds.shape[3] // 2)
-    return int(group.attrs["samples_per_chain"])
+    return int(group.attrs[schema.GROUP_ATTR_SAMPLES_PER_CHAIN])
 
 
 def grid(group) -> np.ndarray:
