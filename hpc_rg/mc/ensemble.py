@@ -3,14 +3,7 @@
 Layout (see :class:`hpc_rg.parallel.comms.Comms`): the world is split into replica groups
 of S = ``sample.ranks_per_replica`` ranks. Every configuration of a group is split into S
 slabs along the first lattice axis; slab rank r owns planes ``[r*Lx, (r+1)*Lx)``,
-``Lx = L/S``. Chains are distributed over groups:
-
-* clean models (ising, phi4): chain id ``u = c*T + t0`` for chain c of ``sample.chains``
-  and initial parameter index t0 (T = number of temperatures/couplings); ladder id c;
-  group g holds ``block_range(chains*T, n_groups, g)``;
-* Edwards-Anderson: ``u = (d*R + r)*T + t0`` for disorder sample d and replica r;
-  ladder id ``d*R + r``; group g holds every chain of the disorder samples
-  ``block_range(D, n_groups, g)`` (so replica overlaps are local to the group).
+``Lx = L/S``. Which chains a group holds is :func:`hpc_rg.mc.layout.chain_layout`.
 
 Reproducibility: checkerboard updates and the hot start draw from
 :class:`hpc_rg.rng.CounterRNG` keyed by the GLOBAL chain id and GLOBAL site, with counter
@@ -32,13 +25,13 @@ import torch
 from hpc_rg.errors import HpcRgError
 from hpc_rg.mc import checkerboard as cb
 from hpc_rg.mc import compiled
-from hpc_rg.parallel.halo import exchange_halo
+from hpc_rg.mc.layout import chain_layout
 from hpc_rg.mc.measurements import Measurements
 from hpc_rg.mc.tempering import ParallelTempering, TemperingState
 from hpc_rg.models import edwards_anderson as ea
 from hpc_rg.models import ising, phi4
 from hpc_rg.models.lattice import global_site_ids, neighbour_sum
-from hpc_rg.parallel.distribute import block_range
+from hpc_rg.parallel.halo import exchange_halo
 from hpc_rg.rng import CounterRNG, derive_seed, torch_generator
 
 __all__ = ["Ensemble"]
@@ -84,7 +77,7 @@ class Ensemble(Measurements):
 
     phi^4 is sampled in the Bauer normalisation ``S = sum (1-2 lam) phi^2 + lam phi^4 -
     2 kappa sum phi_x phi_{x+mu}``; with ``parametrization: bachtis`` each grid point
-    ``mu2`` is converted by :func:`hpc_rg.models.phi4.bachtis_to_bauer`, and
+    ``mu2`` is converted by :func:`hpc_rg.models.phi4.deck_couplings`, and
     :meth:`configs` / :meth:`measure` report the Bachtis field ``Phi = scale * phi``
     (the action is the same number in both normalisations).
     """
@@ -116,20 +109,9 @@ class Ensemble(Measurements):
                              f"use metropolis or heatbath with an external field")
 
         # ---------------------------------------------------------- chain layout
-        if self.spec.disordered:
-            R = self.R = int(m.replicas)
-            drange = block_range(int(m.disorder_samples), comms.n_groups, comms.group)
-            self.d_indices = np.arange(drange.start, drange.stop, dtype=np.int64)
-            dr = (self.d_indices[:, None] * R + np.arange(R)[None, :]).reshape(-1)
-            ids = (dr[:, None] * T + np.arange(T)[None, :]).reshape(-1)
-            self.n_ladders = int(m.disorder_samples) * R
-        else:
-            self.R = 1
-            urange = block_range(int(s.chains) * T, comms.n_groups, comms.group)
-            self.d_indices = np.zeros(0, dtype=np.int64)
-            ids = np.arange(urange.start, urange.stop, dtype=np.int64)
-            self.n_ladders = int(s.chains)
-        self.chain_ids = ids.astype(np.int64)
+        layout = chain_layout(cfg, T, comms.n_groups, comms.group)
+        self.R, self.n_ladders = layout.replicas, layout.n_ladders
+        self.d_indices, self.chain_ids = layout.d_indices, layout.chain_ids
         self.temp_index = self.chain_ids % T
         self.sweeps_done = 0
         B = self.B = len(self.chain_ids)
