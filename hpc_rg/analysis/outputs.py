@@ -106,7 +106,7 @@ def grid(group):
 
 def nominal(group, fallback):
     """Nominal temperatures/couplings of a super-resolved level (``fallback`` if absent)."""
-    return read(group, "nominal_temperatures") if "nominal_temperatures" in group else fallback
+    return read(group, schema.NOMINAL) if schema.NOMINAL in group else fallback
 
 
 def ensemble_size(group) -> int:

@@ -38,11 +38,11 @@ def summary_rows(group) -> tuple[list[str], list[list[str]]]:
     """Header and rows (strings ``value(err)``) for an open h5py size group."""
     model, L, dims = group.attrs["model"], int(group.attrs["L"]), int(group.attrs["dims"])
     N = L ** dims
-    chains = int(group.attrs.get("chains", 1))
+    chains = int(group.attrs.get(schema.GROUP_ATTR_CHAINS, 1))
     spec = spec_for(str(model))
     if spec.continuous:
         grid = group[schema.COUPLINGS][...]
-        scanned = group.attrs.get("scanned", "coupling")
+        scanned = group.attrs.get(schema.GROUP_ATTR_SCANNED, "coupling")
         header = [str(scanned), "<S>/N", "<|phi|>", "<phi^2>", "U4"]
         rows = []
         e, m, p2 = (group[n][...] for n in (schema.ENERGY, schema.PHI_MEAN, schema.PHI2_MEAN))

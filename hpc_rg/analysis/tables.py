@@ -61,7 +61,7 @@ __all__ = ["GroupTable", "group_table", "file_tables", "CLEAN_OBSERVABLES", "EA_
 TWO_POINT = "two_point"
 DISTANCES = "r"
 N_CONFIGS = "n_configs"
-NOMINAL = "nominal_temperatures"
+NOMINAL = schema.NOMINAL
 ERR = "_err"
 
 CLEAN_OBSERVABLES = ("abs_m", "m2", "e", "chi", "C", "U4", "phi2", "xi")
@@ -184,7 +184,7 @@ class _Reader:
         if self.disorder >= 2:
             self.edges = np.arange(self.disorder + 1) * per_block
         else:
-            chains = int(a.get("chains", (cfg.get("sample") or {}).get("chains", 1)) or 1)
+            chains = int(a.get(schema.GROUP_ATTR_CHAINS, (cfg.get("sample") or {}).get("chains", 1)) or 1)
             nb = _bins(self.N, chains) if not n_bins else max(2, min(int(n_bins), self.N))
             self.edges = np.array([(i * self.N) // nb for i in range(nb + 1)])
         self.n_bins = len(self.edges) - 1
@@ -325,7 +325,9 @@ def group_table(group, comm=None, rs=None, n_bins: int | None = None, label: str
     gval, gerr = np.zeros((nT, n_r)), np.zeros((nT, n_r))
     for t in range(nT):
         gval[t], gerr[t] = jackknife_sums(lambda g: g, [gsum[t]], counts[t])
-    extra = {k: group.attrs[k] for k in ("level", "input_L", "train_L", "blocking", "rescaled",
+    extra = {k: group.attrs[k] for k in (schema.GROUP_ATTR_LEVEL, schema.GROUP_ATTR_INPUT_L,
+                                         schema.GROUP_ATTR_TRAIN_L, schema.GROUP_ATTR_BLOCKING,
+                                         schema.GROUP_ATTR_RESCALED,
                                          "algorithm", "sampler", "exact", "certified",
                                          "certified_points", "certificate") if k in group.attrs}
     return GroupTable(label=label, path=str(group.file.filename), L=L, dims=dims,

@@ -89,7 +89,7 @@ def reference(samples_path, L: int, model: str):
             return None
         grid_name = schema.COUPLINGS if schema.COUPLINGS in g else schema.TEMPERATURES
         grid = g[grid_name][()]
-        chains = max(1, int(g.attrs.get("chains", 1)))
+        chains = max(1, int(g.attrs.get(schema.GROUP_ATTR_CHAINS, 1)))
         stats = {}
         for name, x in read_series(g, model).items():
             S = x.shape[1]

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from ..io import schema
 
 
@@ -52,6 +50,7 @@ class ModelSpec:
     @property
     def dtype(self):
         """Storage dtype of a configuration: int8 spins or float32 fields."""
+        import numpy as np  # lazily: the config (and --check) import this module
         return np.float32 if self.continuous else np.int8
 
     @property

@@ -244,7 +244,7 @@ def _create_layout(h5, cfg, comms, layout: SizeLayout) -> None:
              schema.GROUP_ATTR_SEED: cfg.run.seed, schema.GROUP_ATTR_SIZE_COMPLETE: False}
     attrs.update((k, getattr(m, k)) for k in spec_for(m.name).keys if k not in ("name", "dims"))
     if m.name == "phi4":
-        attrs["scanned"] = "kappa" if m.parametrization == "bauer" else "mu2"
+        attrs[schema.GROUP_ATTR_SCANNED] = "kappa" if m.parametrization == "bauer" else "mu2"
     h5.set_attrs(g, attrs)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from ..analysis.correlation import correlation_series, distances
 from ..analysis.ensemble_stats import jackknife_mean
 from ..analysis.outputs import ensemble_size, grid
+from ..io import schema
 from .common import (SR_MARKERS, Skip, file_tag, fmt_value, model_title, nearest_index,
                      new_figure, save_png, size_colours, temperature_indices)
 
@@ -29,7 +30,8 @@ def correlation_data(inp, t: int, max_configs: int = 2000):
         tt = nearest_index(T, T_nom)
         rs = distances(L)
         x = correlation_series(g, tt, rs, inp.dims, max_configs)
-        ch = int(g.attrs.get("disorder_samples" if inp.spec.disordered else "chains", 1))
+        ch = int(g.attrs.get("disorder_samples" if inp.spec.disordered
+                             else schema.GROUP_ATTR_CHAINS, 1))
         step_one = ensemble_size(g) <= max_configs
         G, err = jackknife_mean(x, ch if step_one else 1)
         rows.append(("MC", L, float(T[tt]), rs, G, err, x.shape[0]))

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..analysis.ensemble_stats import binder_ratio, disorder_block, mc_overlaps, sr_overlaps, thermo
 from ..analysis.outputs import grid, read
+from ..io import schema
 from .common import (SR_MARKERS, Skip, cert_tag, dodge, model_title, new_figure, save_png,
                      size_colours)
 
@@ -26,7 +27,7 @@ def plot_curves(inp, out):
              ("chi", "χ = N(⟨m²⟩ − ⟨|m|⟩²)/T"), ("C", "C = N(⟨e²⟩ − ⟨e⟩²)/T²"))
     for L, g in mc:
         r = thermo(read(g, "energy"), read(g, "magnetization"), grid(g),
-                   L ** int(g.attrs["dims"]), int(g.attrs.get("chains", 1)))
+                   L ** int(g.attrs["dims"]), int(g.attrs.get(schema.GROUP_ATTR_CHAINS, 1)))
         for ax, (key, _) in zip(axes, names):
             ax.errorbar(grid(g), *r[key], fmt="-o", ms=3, capsize=2, color=colours[L],
                         label=f"MC L={L}")

@@ -68,7 +68,7 @@ class Inputs:
         """[(L, group)] of the super-resolved levels ordered by level (after ``--sizes``)."""
         if self.upscaled is None:
             return []
-        groups = sorted(size_groups(self.upscaled), key=lambda p: int(p[1].attrs.get("level", p[0])))
+        groups = sorted(size_groups(self.upscaled), key=lambda p: int(p[1].attrs.get(schema.GROUP_ATTR_LEVEL, p[0])))
         return self._keep(groups) if filtered else groups
 
     def input_group(self, kind):
@@ -78,10 +78,10 @@ class Inputs:
         if self.upscaled is None:
             return size_groups(samples)[0]
         _, g1 = self.levels(filtered=False)[0]
-        if "input_L" not in g1.attrs:
+        if schema.GROUP_ATTR_INPUT_L not in g1.attrs:
             raise InputFileError(f"{self.upscaled.filename}: group {g1.name} has no attribute "
                                  f"'input_L' (the Monte Carlo size it was made from)")
-        L = int(g1.attrs["input_L"])
+        L = int(g1.attrs[schema.GROUP_ATTR_INPUT_L])
         if schema.size_group(L) not in samples:
             raise InputFileError(f"{samples.filename}: no group /L{L} (the input size of "
                                  f"{self.upscaled.filename}); give the samples.h5 of the same run")
@@ -94,14 +94,14 @@ class Inputs:
         _, g = self.input_group("curves")
         if self.spec.disordered:
             return int(g.attrs.get("disorder_samples", 1))
-        return int(g.attrs.get("chains", 1))
+        return int(g.attrs.get(schema.GROUP_ATTR_CHAINS, 1))
 
     def scan_grid(self):
         """Nominal temperatures (couplings) of the super-resolution inputs."""
         if self.upscaled is not None:
             _, g1 = self.levels(filtered=False)[0]
-            if "nominal_temperatures" in g1:
-                return read(g1, "nominal_temperatures")
+            if schema.NOMINAL in g1:
+                return read(g1, schema.NOMINAL)
             return grid(g1)
         return grid(size_groups(self.samples)[0][1])
 
@@ -112,8 +112,8 @@ class Inputs:
         for f in (self.samples, self.upscaled):
             if f is not None:
                 for _, g in size_groups(f):
-                    if "scanned" in g.attrs:
-                        name = str(g.attrs["scanned"])
+                    if schema.GROUP_ATTR_SCANNED in g.attrs:
+                        name = str(g.attrs[schema.GROUP_ATTR_SCANNED])
                         return SYMBOLS.get(name, name)
         return "coupling"
 

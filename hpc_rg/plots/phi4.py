@@ -9,6 +9,7 @@ import numpy as np
 
 from ..analysis.ensemble_stats import abs_phi
 from ..analysis.outputs import grid, nominal
+from ..io import schema
 from .common import (SR_MARKERS, Skip, cert_tag, dodge, model_title, new_figure, save_png,
                      size_colours)
 
@@ -30,7 +31,7 @@ def plot_phi4(inp, out):
     fig, axes = new_figure(ncols=2 if pairs else 1, size=(12, 5) if pairs else (7, 5))
     ax = axes[0]
     for L, g in mc:
-        v, err = abs_phi(g, int(g.attrs.get("chains", 1)))
+        v, err = abs_phi(g, int(g.attrs.get(schema.GROUP_ATTR_CHAINS, 1)))
         ax.errorbar(grid(g), v, err, fmt="-o", ms=3, capsize=2, color=colours[L], label=f"MC L={L}")
     note = False
     for i, (L, g) in enumerate(sr):
@@ -58,7 +59,7 @@ def plot_phi4(inp, out):
         ax = axes[1]
         srg = dict(sr)
         for L, k, (m, me), (s_, se), cross in pairs:
-            L_in = int(srg[L].attrs.get("input_L", L // 2))
+            L_in = int(srg[L].attrs.get(schema.GROUP_ATTR_INPUT_L, L // 2))
             ax.errorbar(k, m, me, fmt="-o", ms=3, capsize=2, color=colours[L], label=f"MC L={L}")
             ax.errorbar(k, s_, se, fmt="--s", ms=5, mfc="none", capsize=2, color=colours[L],
                         label=f"SR L={L} (from MC L={L_in})")
@@ -88,7 +89,7 @@ def phi4_same_size(inp):
         k_mc, k_sr = grid(mc[L]), nominal(g, base)
         if len(k_mc) != len(k_sr) or not np.allclose(k_mc, k_sr):
             continue
-        m = abs_phi(mc[L], int(mc[L].attrs.get("chains", 1)))
+        m = abs_phi(mc[L], int(mc[L].attrs.get(schema.GROUP_ATTR_CHAINS, 1)))
         s_ = abs_phi(g, inp.chains())
         out.append((L, k_mc, m, s_, crossings(k_mc, m[0], m[1], s_[0], s_[1])))
     return out

@@ -32,7 +32,7 @@ def snapshot_panels(inp, t: int, n: int):
         L0, g0 = inp.input_group("snapshots")
         if inp.sizes is None or L0 in inp.sizes:
             # upscale.samples < all: row n descends from input n·C // N (hdf5-layout.md)
-            src = n * int(levels[0][1].attrs.get("input_count", N)) // N
+            src = n * int(levels[0][1].attrs.get(schema.GROUP_ATTR_INPUT_COUNT, N)) // N
             panels.append(("MC", L0, float(grid(g0)[t]), read_configs(g0, t, src, src + 1)[0]))
     for L, g in inp.levels():
         panels.append(("SR", L, float(grid(g)[t]), np.asarray(require_dataset(g, schema.CONFIGS)[t, n])))

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..analysis.outputs import grid
+from ..io import schema
 from .common import Skip, model_title, new_figure, save_png, size_colours
 
 
@@ -17,11 +18,11 @@ def tempering_data(inp):
     samples = inp.need("samples", "tempering")
     rows = []
     for L, g in inp.mc():
-        if "tempering_acceptance" not in g.attrs:
+        if schema.TEMPERING_ACCEPTANCE not in g.attrs:
             continue
-        acc = np.atleast_1d(np.asarray(g.attrs["tempering_acceptance"], dtype=np.float64))
-        trips = g.attrs.get("tempering_round_trips")
-        attempts = g.attrs.get("tempering_attempts")
+        acc = np.atleast_1d(np.asarray(g.attrs[schema.TEMPERING_ACCEPTANCE], dtype=np.float64))
+        trips = g.attrs.get(schema.TEMPERING_ROUND_TRIPS)
+        attempts = g.attrs.get(schema.TEMPERING_ATTEMPTS)
         rows.append((L, grid(g), acc,
                      None if trips is None else np.atleast_1d(np.asarray(trips)),
                      None if attempts is None else np.atleast_1d(np.asarray(attempts))))

@@ -53,6 +53,7 @@ import numpy as np
 from ..analysis.outputs import open_output, select_sizes, size_groups, temperature_grid
 from ..analysis.stats import binning_error
 from ..errors import InputFileError, OutputError
+from ..io import schema
 from .common import ToolParser, run_tool
 
 # model -> (name, label, dataset, per-configuration transform)
@@ -123,8 +124,8 @@ class Ensemble:
         self.group, self.file = group, group.file.filename
         self.model = str(group.attrs.get("model", ""))
         self.grid, self.values = temperature_grid(group)  # "temperatures" or "couplings"
-        if match == "nominal" and "nominal_temperatures" in group:
-            self.values = group["nominal_temperatures"][...]
+        if match == "nominal" and schema.NOMINAL in group:
+            self.values = group[schema.NOMINAL][...]
         self.values = np.asarray(self.values, dtype=np.float64)
         self.source = str(group.attrs.get("source", "?"))
 
@@ -135,7 +136,7 @@ class Ensemble:
         t_axis = axes.index("temperature") if "temperature" in axes else (1 if ds.ndim == 4 else 0)
         x = np.take(ds[...], row, axis=t_axis)  # e.g. (D, S, P) or (S,)
         groups = (x.shape[0] if "disorder" in axes
-                  else int(self.group.attrs.get("chains", 1)) if self.source == "monte_carlo" else 1)
+                  else int(self.group.attrs.get(schema.GROUP_ATTR_CHAINS, 1)) if self.source == "monte_carlo" else 1)
         atom = int(np.prod(x.shape[2:])) if "disorder" in axes else 1
         return x.reshape(-1), max(groups, 1), max(atom, 1)
 

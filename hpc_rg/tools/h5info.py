@@ -47,7 +47,7 @@ from .common import ToolParser, run_tool
 PROVENANCE = (schema.ATTR_VERSION, schema.ATTR_SCHEMA, schema.ATTR_STAGE, schema.ATTR_CREATED,
               schema.ATTR_RANKS, schema.ATTR_SEED, schema.ATTR_GIT, schema.ATTR_WRITER)
 GROUP_HEAD = (schema.GROUP_ATTR_SOURCE, schema.GROUP_ATTR_MODEL, schema.GROUP_ATTR_DIMS,
-              schema.GROUP_ATTR_L, "level", "size_complete", schema.GROUP_ATTR_CHUNKS_DONE)
+              schema.GROUP_ATTR_L, schema.GROUP_ATTR_LEVEL, schema.GROUP_ATTR_SIZE_COMPLETE, schema.GROUP_ATTR_CHUNKS_DONE)
 CONFIG_LINES = 6
 SHORT = 8  # arrays up to this many values are shown in full
 
@@ -195,8 +195,8 @@ def _dataset_line(d: dict, indent: str) -> str:
 def _group_lines(g: dict, indent: str = "") -> list[str]:
     a = g["attrs"]
     head = [f"{k}={fmt(a[k])}" for k in GROUP_HEAD if k in a]
-    if g["size_group"] and "size_complete" in a:
-        head.insert(0, "size complete" if a["size_complete"] else "SIZE INCOMPLETE")
+    if g["size_group"] and schema.GROUP_ATTR_SIZE_COMPLETE in a:
+        head.insert(0, "size complete" if a[schema.GROUP_ATTR_SIZE_COMPLETE] else "SIZE INCOMPLETE")
         head.remove(f"size_complete={fmt(a['size_complete'])}")
     elif g["size_group"] and a.get(schema.GROUP_ATTR_SOURCE) == "monte_carlo":
         head.insert(0, "SIZE INCOMPLETE (no size_complete)")

@@ -86,7 +86,7 @@ def size_collection(domain, L: int, group, h5ref: str, max_configs: int, center:
     lead = ds.ndim - dims
     kind, precision = number_type(ds.dtype)
     grid_name, temps = temperature_grid(group)
-    nominal = group["nominal_temperatures"][...] if "nominal_temperatures" in group else temps
+    nominal = group[schema.NOMINAL][...] if schema.NOMINAL in group else temps
     label = "T" if grid_name == schema.TEMPERATURES else "coupling"
     attr_name = ("overlap" if bool(group.attrs.get("overlap_configs", False))
                  else "phi" if ds.dtype.kind == "f" else "spin")
