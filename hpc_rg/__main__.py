@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     if args.check:
         from .check import run_check
         return run_check()
-    from .errors import HpcRgError, StoppedBySignal
+    from .errors import HpcRgError
     from .parallel.comms import world_comm
     from .progress import setup_logging
 

@@ -180,7 +180,7 @@ def update_colour(spins: torch.Tensor, field: torch.Tensor, beta, u: torch.Tenso
     are created and annihilated only as one left- plus one right-mover, so
     ``#left - #right`` is conserved and the chain is not ergodic: from an ordered start
     the N = 32 ring at T = 1 equilibrates to ``e = -0.789`` instead of the exact
-    ``-0.762`` (tests/test_checkerboard.py). Accepting zero-cost moves with probability
+    ``-0.762`` (tests/mc/test_checkerboard.py). Accepting zero-cost moves with probability
     1/2 (as heat-bath does) makes walls random-walk; any factor symmetric in
     ``Delta E`` keeps detailed balance. It only affects discrete models (Ising, +-J EA),
     where ``Delta E = 0`` occurs exactly.

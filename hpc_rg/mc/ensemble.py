@@ -114,7 +114,7 @@ class Ensemble(Measurements):
         self.d_indices, self.chain_ids = layout.d_indices, layout.chain_ids
         self.temp_index = self.chain_ids % T
         self.sweeps_done = 0
-        B = self.B = len(self.chain_ids)
+        self.B = len(self.chain_ids)
 
         # ---------------------------------------------------------- parameters
         if self.spec.continuous:

@@ -20,12 +20,11 @@ import time
 from pathlib import Path
 
 import h5py
-import numpy as np
 import pytest
 import torch
 
 from conftest import REPO, launch_env, run_hpc_rg
-from test_cli import _rank_pids, _wait_for, assert_same_data
+from helpers import assert_same_data, rank_pids, wait_for
 
 KILL_SEED = int(os.environ.get("KILL_SEED", random.SystemRandom().randrange(2**31)))
 
@@ -70,13 +69,13 @@ def kill_during(deck: Path, stage: str, sig: int, started, rng: random.Random,
     proc = subprocess.Popen(cmd, cwd=REPO, env=launch_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        ok = _wait_for(started, timeout, proc)
+        ok = wait_for(started, timeout, proc)
         delay = rng.uniform(0, max_delay)
         print(f"{stage}: {'started' if ok else 'not seen starting'}; kill with "
               f"{signal.Signals(sig).name} after {delay:.3f} s more")
         time.sleep(delay)
         finished = proc.poll() is not None
-        pids = _rank_pids(proc.pid)
+        pids = rank_pids(proc.pid)
         for pid in pids:
             try:
                 os.kill(pid, sig)

@@ -21,7 +21,7 @@ from hpc_rg.config import load_config, work_units
 from hpc_rg.jobs import examples as E
 from hpc_rg.jobs import render as R
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 JOB_FILES = sorted(p for p in (REPO / "jobs").rglob("*") if p.suffix in (".sbatch", ".pbs"))
 DECKS = ["inputs/quickstart.yaml", "inputs/ea3d.yaml", "inputs/ising2d.yaml"]
 

@@ -421,7 +421,7 @@ def test_flow_train_sigterm_then_resume_equals_uninterrupted(tmp_path):
     import sys
 
     from conftest import REPO, launch_env
-    from test_cli import _rank_pids, _wait_for
+    from helpers import rank_pids, wait_for
 
     text = PHI4_IR.replace("steps: 12,", "steps: 150,")
     models = {}
@@ -440,9 +440,9 @@ def test_flow_train_sigterm_then_resume_equals_uninterrupted(tmp_path):
             proc = subprocess.Popen(cmd, cwd=REPO, env=launch_env(), stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
             ck = out / "checkpoints" / "train" / "level1"
-            assert _wait_for(lambda: len(list(ck.glob("step*"))) >= 2, 240, proc), \
+            assert wait_for(lambda: len(list(ck.glob("step*"))) >= 2, 240, proc), \
                 proc.communicate()
-            for pid in _rank_pids(proc.pid):
+            for pid in rank_pids(proc.pid):
                 os.kill(pid, signal.SIGTERM)
             stdout, stderr = proc.communicate(timeout=120)
             assert proc.returncode == 3, stdout + stderr

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, launch_env, run_hpc_rg
+from helpers import assert_same_data, datasets, rank_pids, wait_for
 
 SMALL = """
 run: {{name: t, output: {out}, seed: 42, progress_seconds: 1}}
@@ -23,21 +24,6 @@ sample: {{L: 8, temperatures: [2.0, 3.0], chains: 2, thermalize: {therm}, sample
 
 def deck(write_yaml, out, name="deck.yaml", therm=20, samples=30, chunk=10, algo="metropolis"):
     return write_yaml(SMALL.format(out=out, therm=therm, samples=samples, chunk=chunk, algo=algo), name)
-
-
-def datasets(path):
-    with h5py.File(path, "r") as h:
-        out = {}
-        h.visititems(lambda n, o: out.__setitem__(n, o[...]) if isinstance(o, h5py.Dataset) else None)
-        return out, dict(h.attrs)
-
-
-def assert_same_data(a, b):
-    da, _ = datasets(a)
-    db, _ = datasets(b)
-    assert da.keys() == db.keys()
-    for k in da:
-        np.testing.assert_array_equal(da[k], db[k], err_msg=k)
 
 
 def test_bad_config_one_line_per_problem_nothing_written(write_yaml, tmp_path):
@@ -110,22 +96,6 @@ def test_finished_run_needs_resume(write_yaml, tmp_path):
     assert r.returncode == 0 and "complete; skipping" in r.stdout
 
 
-def _wait_for(pred, timeout, proc):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if pred():
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.05)
-    return False
-
-
-def _rank_pids(mpirun_pid):
-    out = subprocess.run(["pgrep", "-P", str(mpirun_pid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     """The reference run for the kill/resume tests (2 ranks, no interruption)."""
@@ -156,10 +126,10 @@ def test_sigterm_then_resume_equals_uninterrupted(write_yaml, tmp_path, target, 
     proc = subprocess.Popen(cmd, cwd=REPO, env=launch_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     # stop it in the middle of production: after a few chunks were written
-    ok = _wait_for(lambda: _checkpoints_past(out / "checkpoints", 3), 120, proc)
+    ok = wait_for(lambda: _checkpoints_past(out / "checkpoints", 3), 120, proc)
     assert ok, proc.communicate()
     if target == "ranks":  # as SLURM's --signal=TERM@T does: every task gets SIGTERM
-        pids = _rank_pids(proc.pid)
+        pids = rank_pids(proc.pid)
         assert len(pids) == 2
         for pid in pids:
             os.kill(pid, signal.SIGTERM)

@@ -26,7 +26,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from physics_helpers import assert_agrees, mh_chains, run_phi4, train_objective  # noqa: E402
 
 from hpc_rg.flows.modelfile import build_level

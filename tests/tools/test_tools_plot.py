@@ -18,7 +18,7 @@ from hpc_rg.plots import correlation as plot_correlation
 from hpc_rg.plots import flow_diagnostics, snapshots, tempering
 from hpc_rg.tools import plot as tool
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

@@ -90,11 +90,11 @@ def test_missing_couplings_on_two_ranks_names_the_key(write_yaml, tmp_path):
 def test_ranks_build_the_kernel_once_with_a_read_only_home(write_yaml, tmp_path):
     """Two ranks, no writable ~/.cache, nothing built yet: rank 0 compiles once into the
     per-user temporary cache, both ranks run the compiled kernel."""
-    from test_compiled_kernel import _counting_compiler, _read_only_home_env
+    from helpers import counting_compiler, read_only_home_env
     if compiled.choose_kernel("auto", "ising", "metropolis")[0] != "compiled":
         pytest.skip("no compiler or AVX2 here: the compiled kernel does not apply")
-    cxx, log = _counting_compiler(tmp_path)
-    home = _read_only_home_env(tmp_path, cxx)
+    cxx, log = counting_compiler(tmp_path)
+    home = read_only_home_env(tmp_path, cxx)
     env = {k: v for k, v in launch_env().items() if k != "HPC_RG_KERNEL_CACHE"}
     env.update({k: home[k] for k in ("XDG_CACHE_HOME", "TMPDIR", "CXX")})
     deck = write_yaml(ONE_T.format(out=tmp_path / "o"))

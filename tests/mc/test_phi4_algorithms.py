@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from hpc_rg.analysis.stats import jackknife
 from test_ensemble import make_cfg, self_ensemble

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from conftest import FINISHED_RUN_DECKS, REPO, launch_env, run_hpc_rg
-from test_cli import _rank_pids, _wait_for, assert_same_data
+from helpers import assert_same_data, rank_pids, wait_for
 
 DECK = """
 run: {{name: sr, output: {out}, seed: 3, progress_seconds: 1}}
@@ -138,7 +138,7 @@ def test_bad_deepspeed_config_is_a_one_line_error(pipeline, tmp_path):
 def test_resume_refuses_a_pickled_training_checkpoint(pipeline, tmp_path):
     """A copied run whose DeepSpeed checkpoint carries a pickled object (one that would run a
     shell command): --resume refuses it in one line, and nothing of it runs."""
-    from test_checkpoint_safety import _RunsCode
+    from helpers import RunsCode
     tmp, deck = pipeline
     out = tmp_path / "o"
     shutil.copytree(tmp / "out", out)
@@ -149,7 +149,7 @@ def test_resume_refuses_a_pickled_training_checkpoint(pipeline, tmp_path):
     marker = tmp_path / "code-ran"
     for f in (ckdir / tag).glob("*.pt"):
         blob = torch.load(f, weights_only=True)
-        blob["loop"]["payload"] = _RunsCode(marker)
+        blob["loop"]["payload"] = RunsCode(marker)
         torch.save(blob, f)
     r = run_hpc_rg([deck, "--stage", "train", "--resume", "--set", f"run.output={out}"], nprocs=2)
     assert r.returncode == 2, r.stdout + r.stderr
@@ -175,9 +175,9 @@ def test_train_sigterm_then_resume_equals_uninterrupted(pipeline, tmp_path):
             proc = subprocess.Popen(cmd, cwd=REPO, env=launch_env(), stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
             ck = out / "checkpoints" / "train"
-            ok = _wait_for(lambda: len(list(ck.glob("step*"))) >= 2, 240, proc)
+            ok = wait_for(lambda: len(list(ck.glob("step*"))) >= 2, 240, proc)
             assert ok, proc.communicate()
-            for pid in _rank_pids(proc.pid):
+            for pid in rank_pids(proc.pid):
                 os.kill(pid, signal.SIGTERM)
             stdout, stderr = proc.communicate(timeout=120)
             assert proc.returncode == 3, stdout + stderr

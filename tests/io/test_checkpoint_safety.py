@@ -3,8 +3,6 @@ a run directory copied from elsewhere cannot make ``--resume`` execute code."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import torch
@@ -12,16 +10,7 @@ from mpi4py import MPI
 
 from hpc_rg.errors import InputFileError
 from hpc_rg.io.checkpoint import RankCheckpoints, from_plain, to_plain
-
-
-class _RunsCode:
-    """Unpickling this calls os.system: what a malicious checkpoint would do."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
+from helpers import RunsCode
 
 
 def test_state_with_numpy_round_trips_exactly(tmp_path):
@@ -61,7 +50,7 @@ def test_pickled_object_in_a_checkpoint_is_refused_in_one_line(tmp_path):
     marker = tmp_path / "code-ran"
     root = tmp_path / "checkpoints"
     root.mkdir()
-    torch.save({"chunks_done": 1, "payload": _RunsCode(marker)}, root / "sample.rank0.4.pt")
+    torch.save({"chunks_done": 1, "payload": RunsCode(marker)}, root / "sample.rank0.4.pt")
     with pytest.raises(InputFileError) as e:
         RankCheckpoints(root, "sample", MPI.COMM_SELF).load_latest()
     msg = str(e.value)

@@ -31,6 +31,7 @@ from hpc_rg.parallel.comms import Comms
 from hpc_rg.rng import CounterRNG
 
 from test_ensemble import _gather_slabs, make_cfg, self_ensemble
+from helpers import counting_compiler, read_only_home_env
 
 
 @pytest.fixture(scope="module")
@@ -348,39 +349,13 @@ def test_auto_without_compiler_runs_torch_quietly_and_says_why(no_compiler):
     assert not [w for w in caught if "kernel" in str(w.message)]  # auto: no warning
 
 
-_COUNTING_CXX = """#!/bin/sh
-case "$*" in *-shared*) echo compile >> {log} ;; esac
-exec g++ "$@"
-"""
-
-
-def _counting_compiler(tmp_path):
-    """A g++ wrapper that logs every compile (its own cache key: a fresh build)."""
-    log = tmp_path / "compiles.log"
-    cxx = tmp_path / "counting-g++"
-    cxx.write_text(_COUNTING_CXX.format(log=log))
-    cxx.chmod(0o755)
-    return cxx, log
-
-
-def _read_only_home_env(tmp_path, cxx):
-    """Environment whose ~/.cache cannot be created (its parent is a file, which even root
-    cannot write into) and whose TMPDIR is fresh."""
-    blocker = tmp_path / "home-is-read-only"
-    blocker.write_text("")
-    env = {k: v for k, v in os.environ.items() if k != "HPC_RG_KERNEL_CACHE"}
-    env.update(XDG_CACHE_HOME=str(blocker / "cache"), TMPDIR=str(tmp_path / "tmp"), CXX=str(cxx))
-    (tmp_path / "tmp").mkdir()
-    return env
-
-
 def test_read_only_home_and_concurrent_processes_build_once(lib, tmp_path):
     """Three processes start at once with an unwritable home cache: the library goes to the
     per-user temporary cache, is compiled exactly once (file lock), and all three load it."""
     import subprocess
     import sys
-    cxx, log = _counting_compiler(tmp_path)
-    env = _read_only_home_env(tmp_path, cxx)
+    cxx, log = counting_compiler(tmp_path)
+    env = read_only_home_env(tmp_path, cxx)
     code = "from hpc_rg.mc import compiled; print(compiled._build())"
     procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(3)]

@@ -221,7 +221,7 @@ def test_reference_sizes(write_yaml):
 
 def test_every_shipped_input_is_valid():
     from pathlib import Path
-    for deck in sorted((Path(__file__).parent.parent / "inputs").glob("*.yaml")):
+    for deck in sorted((Path(__file__).resolve().parents[2] / "inputs").glob("*.yaml")):
         load_config(deck)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from physics_helpers import (assert_agrees, mc_mean_err, mh_chains, phi4_obs,  # noqa: E402
                              run_phi4, train_objective)
 

@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def tool(name: str, *args, wrapper: bool = False, cwd=None):
