@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from ..io import schema
-from .outputs import ensemble_size, read_configs, require_dataset
+from ..io.outputs import ensemble_size, read_configs, require_dataset
 
 __all__ = ["as_numpy", "lattice_axes", "two_point", "two_point_profile", "magnetization",
            "fourier_moments"]

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..io import schema
 from . import observables as obs
-from .outputs import read
+from ..io.outputs import read
 from .stats import jackknife
 
 

@@ -58,7 +58,7 @@ class FlowCurves:
 def default_size(f) -> int:
     """The run's sample.L if /L and /L<L/2> exist, else the largest such L."""
     from .tables import run_config
-    from .outputs import size_groups
+    from ..io.outputs import size_groups
     have = {L for L, _ in size_groups(f)}
     L0 = (run_config(f).get("sample") or {}).get("L")
     if L0 in have and L0 // 2 in have:

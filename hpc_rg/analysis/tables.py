@@ -369,7 +369,7 @@ def file_tables(f, comm=None, sizes=None, rs=None, n_bins: int | None = None,
     a size the file lacks is an InputFileError). ``label`` defaults to the file's stem."""
     from pathlib import Path
 
-    from .outputs import select_sizes
+    from ..io.outputs import select_sizes
     label = Path(f.filename).name.split(".")[0] if label is None else label
     cfg = run_config(f)
     return [group_table(g, comm, rs=rs, n_bins=n_bins, label=label, cfg=cfg)

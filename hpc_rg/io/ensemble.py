@@ -48,7 +48,7 @@ def coarse_blocking(blocking: str) -> str:
 def ensemble_size(group) -> int:
     """N: configurations per temperature of a size group (an open h5py group)."""
     ds = group[schema.CONFIGS]
-    if group.attrs[schema.GROUP_ATTR_MODEL] == "edwards_anderson":
+    if group.attrs[schema.GROUP_ATTR_MODEL] in schema.DISORDERED_MODELS:
         D, _, S, R = ds.shape[:4]
         return D * S * (R // 2)
     return ds.shape[1]
@@ -67,7 +67,7 @@ def read_runs(group, runs, t: int | None = None) -> np.ndarray:
 
 def _read_runs(group, runs, ts: slice) -> np.ndarray:
     ds = group[schema.CONFIGS]
-    ea = group.attrs[schema.GROUP_ATTR_MODEL] == "edwards_anderson"
+    ea = group.attrs[schema.GROUP_ATTR_MODEL] in schema.DISORDERED_MODELS
     parts = []
     for a, b in runs:
         if b <= a:
@@ -128,7 +128,7 @@ def take_share(runs, rank: int, size: int):
 def chain_length(group) -> int:
     """Samples per "chain" for the time split (EA: samples × pairs of one disorder sample)."""
     ds = group[schema.CONFIGS]
-    if group.attrs[schema.GROUP_ATTR_MODEL] == "edwards_anderson":
+    if group.attrs[schema.GROUP_ATTR_MODEL] in schema.DISORDERED_MODELS:
         return ds.shape[2] * (ds.shape[3] // 2)
     return int(group.attrs[schema.GROUP_ATTR_SAMPLES_PER_CHAIN])
 

@@ -31,6 +31,9 @@ def size_group(L: int) -> str:
 
 
 GROUP_ATTR_MODEL = "model"
+#: models whose Monte Carlo groups hold replicas of disorder samples (DISORDERED_AXES), read
+#: as replica-pair overlaps; the same as ModelSpec.disordered (tests/models check this)
+DISORDERED_MODELS = ("edwards_anderson",)
 GROUP_ATTR_DIMS = "dims"
 GROUP_ATTR_L = "L"
 GROUP_ATTR_SOURCE = "source"

@@ -30,7 +30,7 @@ def run_analyze(cfg, comms, stop, resume: bool, device) -> None:
     from ..analysis import report
     from ..analysis.fss import fit_exponents, format_exponents
     from ..analysis.tables import file_tables
-    from ..analysis.outputs import size_groups
+    from ..io.outputs import size_groups
 
     out = cfg.output_dir
     a = cfg.analyze

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis.outputs import size_groups
+from ..io.outputs import size_groups
 from ..errors import HpcRgError, InputFileError
 
 SR_MARKERS = ("s", "^", "D", "v", "P", "X", "*")

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..analysis.correlation import correlation_series, distances
 from ..analysis.ensemble_stats import jackknife_mean
-from ..analysis.outputs import ensemble_size, grid
+from ..io.outputs import ensemble_size, grid
 from ..io import schema
 from .common import (SR_MARKERS, Skip, file_tag, fmt_value, model_title, nearest_index,
                      new_figure, save_png, size_colours, temperature_indices)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..analysis.ensemble_stats import binder_ratio, disorder_block, mc_overlaps, sr_overlaps, thermo
-from ..analysis.outputs import grid, read
+from ..io.outputs import grid, read
 from ..io import schema
 from .common import (SR_MARKERS, Skip, cert_tag, dodge, model_title, new_figure, save_png,
                      size_colours)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis.outputs import grid, nominal
+from ..io.outputs import grid, nominal
 from ..io import schema
 from .common import Skip, model_title, new_figure, save_png, size_colours
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..analysis.ensemble_stats import hist_edges
-from ..analysis.outputs import grid, nominal, read
+from ..io.outputs import grid, nominal, read
 from .common import fmt_value, model_title, nearest_index, new_figure, save_png, temperature_indices
 
 

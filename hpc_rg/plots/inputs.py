@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..analysis.outputs import grid, open_output, read, select_sizes, size_groups
+from ..io.outputs import grid, open_output, read, select_sizes, size_groups
 from ..errors import InputFileError
 from ..io import schema
 from ..models.spec import spec_for

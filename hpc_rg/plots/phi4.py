@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..analysis.ensemble_stats import abs_phi
-from ..analysis.outputs import grid, nominal
+from ..io.outputs import grid, nominal
 from ..io import schema
 from .common import (SR_MARKERS, Skip, cert_tag, dodge, model_title, new_figure, save_png,
                      size_colours)

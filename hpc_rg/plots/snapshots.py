@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis.outputs import grid, read_configs, require_dataset
+from ..io.outputs import grid, read_configs, require_dataset
 from ..errors import InputFileError
 from ..io import schema
 from .common import (SPIN_COLOURS, Skip, file_tag, fmt_value, model_title, new_figure, save_png,

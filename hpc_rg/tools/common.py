@@ -2,7 +2,7 @@
 
 A tool's ``main(argv) -> int`` is wrapped by :func:`run_tool`, which turns an
 :class:`~hpc_rg.errors.HpcRgError` into ``NAME: error: <one line>`` on stderr and exit 2.
-Reading the outputs is :mod:`hpc_rg.analysis.outputs`.
+Reading the outputs is :mod:`hpc_rg.io.outputs`.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ import sys
 
 import numpy as np
 
-from ..analysis.outputs import open_output, select_sizes, size_groups, temperature_grid
+from ..io.outputs import open_output, select_sizes, size_groups, temperature_grid
 from ..analysis.stats import binning_error
 from ..errors import InputFileError, OutputError
 from ..io import schema

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis.outputs import open_output, size_groups
+from ..io.outputs import open_output, size_groups
 from ..io import schema
 from .common import ToolParser, run_tool
 

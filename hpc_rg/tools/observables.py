@@ -34,7 +34,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..analysis.outputs import open_output
+from ..io.outputs import open_output
 from .common import ToolParser, run_tool
 
 

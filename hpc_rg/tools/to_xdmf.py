@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis.outputs import open_output, select_sizes, temperature_grid
+from ..io.outputs import open_output, select_sizes, temperature_grid
 from ..errors import InputFileError, OutputError
 from ..io import schema
 from .common import ToolParser, run_tool

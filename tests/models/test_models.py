@@ -263,3 +263,15 @@ def test_phi4_observables():
     phi = torch.randn(3, 4, 4, dtype=torch.float64)
     torch.testing.assert_close(phi4.mean_field(phi), phi.mean(dim=(1, 2)))
     torch.testing.assert_close(phi4.mean_phi2(phi), (phi**2).mean(dim=(1, 2)))
+
+
+def test_model_specs_agree_with_the_file_schema():
+    """The io layer knows which models store replicas without importing models/; the specs
+    must say the same, and every spec's grid and scalars must be schema names."""
+    from hpc_rg.io import schema
+    from hpc_rg.models.spec import SPECS
+    assert {s.name for s in SPECS.values() if s.disordered} == set(schema.DISORDERED_MODELS)
+    names = {v for k, v in vars(schema).items() if k.isupper() and isinstance(v, str)}
+    for s in SPECS.values():
+        assert s.grid in (schema.TEMPERATURES, schema.COUPLINGS)
+        assert set(s.cnn_scalars + s.flow_scalars + (s.chain_observable,)) <= names, s.name

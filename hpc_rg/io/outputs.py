@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError
-from ..io import schema
-from ..models.spec import SPECS
+from . import schema
 
 SIZE_GROUP = re.compile(r"^L(\d+)$")
 
@@ -122,8 +121,7 @@ def ensemble_size(group) -> int:
 def is_ea_monte_carlo(group) -> bool:
     """A Monte Carlo group of a disordered model: configurations (D, T, S, R, *lattice) of
     replicas, read as overlaps ρ."""
-    spec = SPECS.get(str(group.attrs.get(schema.GROUP_ATTR_MODEL, "")))
-    return (spec is not None and spec.disordered
+    return (str(group.attrs.get(schema.GROUP_ATTR_MODEL, "")) in schema.DISORDERED_MODELS
             and str(group.attrs.get(schema.GROUP_ATTR_SOURCE, "monte_carlo")) == "monte_carlo")
 
 
