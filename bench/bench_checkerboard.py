@@ -10,9 +10,8 @@ for batches of B independent chains (1, 4, 16, 64), on CPU (and CUDA when asked 
 available), next to a plain vectorised NumPy implementation written below (np.roll
 neighbour sums, PCG64 float32 uniforms, an acceptance lookup table) as the baseline.
 With ``--compiled`` also the compiled library kernel (:mod:`hpc_rg.mc.compiled`, what
-``sample.kernel: compiled`` runs: one fused C++ pass, bit-identical to the eager kernel);
-with ``--fused`` the torch.compile prototype of bench/fused_checkerboard.py (same random
-stream and results, batch-last layout). Besides wall-clock time every implementation's
+``sample.kernel: compiled`` runs: one fused C++ pass, bit-identical to the eager kernel).
+Besides wall-clock time every implementation's
 thread CPU time is recorded (``*_cpu_upns``): on a shared machine it is less disturbed by
 other processes than the wall clock, though not by their use of the caches.
 
@@ -23,7 +22,7 @@ Usage::
     python bench/bench_checkerboard.py --quick                 # a few minutes, CPU
     python bench/bench_checkerboard.py                         # full grid
     python bench/bench_checkerboard.py --device cuda --no-numpy --models ising2d --sizes-2d 1024
-    python bench/bench_checkerboard.py --models ea3d --sizes-3d 32 --batches 16,64 --fused
+    python bench/bench_checkerboard.py --models ea3d --sizes-3d 32 --batches 16,64 --compiled
     python bench/bench_checkerboard.py --models ising2d --sizes-2d 256,1024 --batches 16,64 --compiled
 
 Results: a table on stdout, ``bench/results/checkerboard-<device>-<stamp>.{json,csv}``
@@ -202,25 +201,6 @@ def compiled_case(model, shape, B, T, device, seed=0, J=None):
     return step, spins
 
 
-def fused_case(model, shape, B, T, device, seed=0, J=None):
-    """(sweep callable, spins) for the compiled prototype (batch-last layout)."""
-    from fused_checkerboard import FusedSweepBatchLast
-    fs = FusedSweepBatchLast(seed, torch.arange(B), shape, model, J, device=device)
-    spins = torch.ones(shape + (B,), device=device)
-    spins[..., ::2] = -1.0
-    beta = torch.full((B,), 1.0 / T, device=device)
-    k = [0]
-
-    def step():
-        fs.sweep(spins, beta, k[0])
-        k[0] += 1
-    return step, spins
-
-
-# =======================================================================================
-# driver
-# =======================================================================================
-
 def _ints(text):
     return [int(v) for v in str(text).split(",") if v.strip()]
 
@@ -243,12 +223,8 @@ def parse_args(argv=None):
                    help="skip combinations whose single sweep is slower than this")
     p.add_argument("--ea-disorder", default="gaussian", choices=("gaussian", "pm1"))
     p.add_argument("--no-numpy", action="store_true", help="skip the NumPy baseline")
-    p.add_argument("--fused", action="store_true",
-                   help="also time the compiled prototype (bench/fused_checkerboard.py)")
     p.add_argument("--compiled", action="store_true",
                    help="also time the compiled library kernel (sample.kernel: compiled)")
-    p.add_argument("--fused-min-batch", type=int, default=16,
-                   help="compile the prototype only for batches >= this (compiles are slow)")
     p.add_argument("--selfcheck", action="store_true",
                    help="first check both samplers against the exact 2D Ising energy")
     p.add_argument("--quick", action="store_true",
@@ -346,10 +322,6 @@ def main(argv=None):
                     if nt.first > a.max_sweep_seconds:
                         row["numpy_skipped"] = f"one sweep took {nt.first:.1f} s"
                         nt = None
-                ft = None
-                if a.fused and B >= a.fused_min_batch:
-                    fstep, _ = fused_case(model, shape, B, T, dev, J=J)
-                    ft = Timer(fstep, dev, a.min_time)  # first call compiles (not timed)
                 ct = None
                 if a.compiled:
                     cstep, _ = compiled_case(model, shape, B, T, dev, J=J)
@@ -357,11 +329,11 @@ def main(argv=None):
                 for nth in threads:
                     if not dev.startswith("cuda"):
                         torch.set_num_threads(nth)
-                    for t in (tt, ft, ct):
+                    for t in (tt, ct):
                         if t is not None:
                             t.times.clear()
                             getattr(t, "cpu_times", []).clear()
-                    interleave([tt, nt if nth == threads[0] else None, ft, ct], a.repeats)
+                    interleave([tt, nt if nth == threads[0] else None, ct], a.repeats)
                     r = dict(row, threads=nth if not dev.startswith("cuda") else None)
                     if tt is not None:
                         r["torch_ms"] = tt.best * 1e3
@@ -384,14 +356,9 @@ def main(argv=None):
                         if nt is not None and nt.times:
                             r["compiled_speedup"] = nt.best / ct.best
                             r["compiled_cpu_speedup"] = min(nt.cpu_times) / min(ct.cpu_times)
-                    if ft is not None:
-                        r["fused_ms"] = ft.best * 1e3
-                        r["fused_upns"] = B * N / ft.best / 1e9
-                        if nt is not None and nt.times:
-                            r["fused_speedup"] = nt.best / ft.best
                     rows.append(r)
                     print(table([r], COLS).splitlines()[1], flush=True)
-                del tt, nt, ft, ct
+                del tt, nt, ct
     print()
     print(table([r for r in rows if "skipped" not in r], COLS))
     skipped = [r for r in rows if "skipped" in r]
@@ -406,8 +373,7 @@ def main(argv=None):
 
 COLS = [("model", "model", ""), ("L", "L", ""), ("B", "B", ""), ("threads", "thr", ""),
         ("torch_upns", "torch upd/ns", "{:.4f}"), ("numpy_upns", "numpy upd/ns", "{:.4f}"),
-        ("speedup", "torch/numpy", "{:.2f}x"), ("fused_upns", "fused upd/ns", "{:.4f}"),
-        ("fused_speedup", "fused/numpy", "{:.2f}x"), ("compiled_upns", "compiled upd/ns", "{:.4f}"),
+        ("speedup", "torch/numpy", "{:.2f}x"), ("compiled_upns", "compiled upd/ns", "{:.4f}"),
         ("compiled_speedup", "compiled/numpy", "{:.2f}x"), ("compiled_cpu_speedup", "(cpu time)", "{:.2f}x"),
         ("compiled_vs_torch", "compiled/torch", "{:.1f}x"), ("torch_spread", "spread", "{:.0%}"),
         ("compiled_spread", "c.spread", "{:.0%}")]
