@@ -1,4 +1,4 @@
-"""Flow building blocks for super-resolution with exact likelihoods (issue #5).
+"""Flow building blocks for super-resolution with exact likelihoods.
 
 Every bijection returns ``(output, log|det J|)`` in both directions, log-dets per sample,
 shape ``(B,)``. Modules: :mod:`.upsample` (naive upsampling, block mean, zero-sum
