@@ -37,14 +37,14 @@ class SizeLayout:
     @classmethod
     def from_config(cls, cfg, L: int | None = None) -> "SizeLayout":
         m, s = cfg.model, cfg.sample
-        ea = m.name == "edwards_anderson"
+        ea = m.name in schema.DISORDERED_MODELS
         return cls(model=m.name, dims=m.dims, L=L or s.L, n_params=len(cfg.parameter_grid),
                    samples=s.samples, chains=1 if ea else s.chains,
                    disorder=m.disorder_samples if ea else 1, replicas=m.replicas if ea else 1)
 
     @property
     def disordered(self) -> bool:
-        return self.model == "edwards_anderson"
+        return self.model in schema.DISORDERED_MODELS
 
     @property
     def lattice(self) -> tuple[int, ...]:
@@ -66,11 +66,11 @@ class SizeLayout:
 
     @property
     def config_dtype(self):
-        return np.float32 if self.model == "phi4" else np.int8
+        return np.float32 if self.model in schema.CONTINUOUS_MODELS else np.int8
 
     def scalar_names(self) -> tuple[str, ...]:
         names = (schema.ENERGY, schema.MAGNETIZATION)
-        if self.model == "phi4":
+        if self.model in schema.CONTINUOUS_MODELS:
             names += (schema.PHI_MEAN, schema.PHI2_MEAN, schema.ACTION)
         return names
 

@@ -34,6 +34,9 @@ GROUP_ATTR_MODEL = "model"
 #: models whose Monte Carlo groups hold replicas of disorder samples (DISORDERED_AXES), read
 #: as replica-pair overlaps; the same as ModelSpec.disordered (tests/models check this)
 DISORDERED_MODELS = ("edwards_anderson",)
+#: models whose configurations are real fields (float32) rather than ±1 spins (int8); the
+#: same as ModelSpec.continuous
+CONTINUOUS_MODELS = ("phi4",)
 GROUP_ATTR_DIMS = "dims"
 GROUP_ATTR_L = "L"
 GROUP_ATTR_SOURCE = "source"

@@ -243,7 +243,7 @@ def _create_layout(h5, cfg, comms, layout: SizeLayout) -> None:
              schema.GROUP_ATTR_RANKS_PER_REPLICA: s.ranks_per_replica,
              schema.GROUP_ATTR_SEED: cfg.run.seed, schema.GROUP_ATTR_SIZE_COMPLETE: False}
     attrs.update((k, getattr(m, k)) for k in spec_for(m.name).keys if k not in ("name", "dims"))
-    if m.name == "phi4":
+    if spec_for(m.name).continuous:  # φ⁴: which coupling the grid scans
         attrs[schema.GROUP_ATTR_SCANNED] = "kappa" if m.parametrization == "bauer" else "mu2"
     h5.set_attrs(g, attrs)
 

@@ -271,6 +271,7 @@ def test_model_specs_agree_with_the_file_schema():
     from hpc_rg.io import schema
     from hpc_rg.models.spec import SPECS
     assert {s.name for s in SPECS.values() if s.disordered} == set(schema.DISORDERED_MODELS)
+    assert {s.name for s in SPECS.values() if s.continuous} == set(schema.CONTINUOUS_MODELS)
     names = {v for k, v in vars(schema).items() if k.isupper() and isinstance(v, str)}
     for s in SPECS.values():
         assert s.grid in (schema.TEMPERATURES, schema.COUPLINGS)
