@@ -1,6 +1,7 @@
 """Fingerprint a run directory's outputs, for checking that a refactor changed no result.
 
 Usage: python dev/golden.py RUN_DIR [RUN_DIR ...] > fingerprint.txt
+(dev/golden/run.sh runs the reference decks before and after a change and fingerprints them.)
 
 One line per HDF5 dataset, HDF5 attribute and model.pt tensor / metadata entry: its path and
 a SHA-256 of its bytes. Provenance that differs between two identical runs (creation time,
