@@ -91,6 +91,18 @@ class TemperingConfig:
 
 
 @dataclass(frozen=True)
+class EquilibrationConfig:
+    """``sample.equilibration:`` the per-disorder-sample equilibration certificate
+    (Edwards-Anderson; :mod:`hpc_rg.analysis.equilibration`)."""
+
+    #: tempering round trips (summed over the sample's replicas) every sample must complete
+    #: (0: no round-trip test, e.g. without parallel tempering)
+    min_round_trips: int = 1
+    #: the binning and identity tests fail beyond this many (Gaussian-equivalent) errors
+    sigma: float = 4.0
+
+
+@dataclass(frozen=True)
 class HmcConfig:
     """``sample.hmc:`` leapfrog HMC for phi4."""
 
@@ -115,6 +127,8 @@ class SampleConfig:
     couplings: tuple[float, ...] = ()  #: phi4 only: kappa (bauer) or mu2 (bachtis) grid
     algorithm: str = "metropolis"
     tempering: TemperingConfig = field(default_factory=TemperingConfig)
+    #: Edwards-Anderson only (ignored, and left out of the resolved config, otherwise)
+    equilibration: EquilibrationConfig = field(default_factory=EquilibrationConfig)
     ranks_per_replica: int = 1  #: slab domain decomposition along the first lattice axis
     chains: IntOrAuto = "auto"  #: chains per temperature (clean models); auto: fill the ranks
     thermalize: int = 1000  #: sweeps before the first kept configuration
@@ -277,6 +291,8 @@ class Config:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
+        if not self.model.spec.disordered:
+            d["sample"].pop("equilibration")
         d.pop("source")
         d.pop("present")
         d.pop("resolved")

@@ -108,6 +108,13 @@ def _validate_sample(cfg: Config, problems: list[str]) -> None:
     if s.tempering.enabled and not spec.has_temperature:
         problems.append(f"{w}: sample.tempering: parallel tempering is for spin models "
                         f"(temperatures); phi4 scans couplings")
+    eq = s.equilibration
+    if eq.min_round_trips < 0:
+        problems.append(f"{w}: sample.equilibration.min_round_trips={eq.min_round_trips}: "
+                        f"must be >= 0 (0: no round-trip test)")
+    if not eq.sigma > 0:
+        problems.append(f"{w}: sample.equilibration.sigma={eq.sigma}: must be > 0 (errors "
+                        f"beyond which a sample is not equilibrated; 4 is a good default)")
     if s.hmc.step_size <= 0 or s.hmc.steps < 1:
         problems.append(f"{w}: sample.hmc={dataclasses.asdict(s.hmc)}: need step_size > 0, "
                         f"steps >= 1")

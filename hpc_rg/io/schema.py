@@ -88,6 +88,21 @@ ESS_PER_N = "ess_per_n"  # group attr (T,): ESS/N of the proposals' importance w
 REVERSE_KL = "reverse_kl"  # group attr (T,): log mean w - mean log w (nats)
 TAU_INT = "tau_int"  # group attr (T,): integrated autocorrelation time of the chain's energy
 DATASET_ATTR_AXES = "axes"  # names of the leading axes, comma separated
+# EA Monte Carlo groups: the equilibration certificate (hpc_rg.analysis.equilibration)
+EQUILIBRATED = "equilibrated"  # dataset (D,) bool: every test passed at every temperature
+EQUILIBRATION_PASSED = "equilibration_passed"  # dataset (D, T) bool: tests passed at T
+SAMPLE_ROUND_TRIPS = "round_trips"  # dataset (D,) int64: summed over replicas; -1: no PT
+DRIFT_PREFIX = "drift_"  # datasets drift_<obs> (D, T): mean[S/2,S) - mean[S/4,S/2)
+DRIFT_Z_PREFIX = "drift_z_"  # datasets drift_z_<obs> (D, T): drift / its error
+DRIFT_OBSERVABLES = ("energy", "link_overlap", "overlap2")  # the <obs> of those names
+IDENTITY_RESIDUAL = "identity_residual"  # dataset (D, T): e + (d/T)(1 - q_l), last bin
+GROUP_ATTR_EQUILIBRATION = "equilibration"  # one-line summary of the certificate
+GROUP_ATTR_EQUILIBRATED_COUNT = "equilibrated_count"  # samples equilibrated
+GROUP_ATTR_DRIFT_LIMIT = "drift_limit"  # |drift_z| above this fails
+GROUP_ATTR_IDENTITY_Z = "identity_z"  # (T,) Gaussian couplings: disorder-averaged test
+GROUP_ATTR_IDENTITY_LIMIT = "identity_limit"  # |identity_z| above this fails (inf: untested)
+GROUP_ATTR_EQUILIBRATION_SIGMA = "equilibration_sigma"
+GROUP_ATTR_MIN_ROUND_TRIPS = "min_round_trips"
 
 # leading axes
 CLEAN_AXES = ("temperature", "sample")

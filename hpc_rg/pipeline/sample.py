@@ -9,7 +9,9 @@ and only then checkpoint (a checkpoint never claims data that is not in the file
 SIGTERM checkpoints the partial chunk too, so ``--resume`` continues bit-identically. After
 a SIGKILL the resume restarts from the last checkpoint and rewrites the chunk that was in
 progress; a ``samples.h5.partial`` that cannot be reopened, or lacks the structure made
-at creation, is rebuilt from scratch (with a warning), never resumed.
+at creation, is rebuilt from scratch (with a warning), never resumed. Edwards–Anderson
+groups end with the equilibration certificate of every disorder sample
+(:mod:`hpc_rg.pipeline.equilibration`), logged as one summary line.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ..io.checkpoint import RankCheckpoints
 from ..io.layout import SizeLayout
 from ..io.provenance import stage_provenance
 from ..io.writer import open_output
+from .equilibration import write_certificate
 from .loop import partial_path, reopen_partial
 from ..models.spec import spec_for
 from ..progress import Progress
@@ -184,6 +187,8 @@ def _sample_size(cfg, main_cfg, comms, stop, h5, resume: bool, device) -> None:
         checkpoint()
     progress.update(ens.sweeps_done, force=True)
     _finish_group(h5, g, ens, comms)
+    if layout.disordered:
+        write_certificate(h5, g, cfg, ens, comms)
     h5.set_attrs(g, {schema.GROUP_ATTR_SIZE_COMPLETE: True})
     h5.flush()
     checkpoint()

@@ -14,7 +14,9 @@ running or killed) it prints
   mpi_ranks, seed, git_commit, writer, and the first lines of the stored deck
   (``config_yaml``; ``--config`` prints it in full);
 * per size group ``/L<n>``: source (monte_carlo / superres ...), model, level,
-  ``size_complete`` and ``chunks_done``, then the other group attributes (arrays longer
+  ``size_complete`` and ``chunks_done``; for Edwards–Anderson Monte Carlo groups the
+  equilibration certificate's summary line ("124/128 disorder samples equilibrated at all
+  temperatures; 4 not: ids ..."); then the other group attributes (arrays longer
   than 8 values are summarised as ``[n values, min .. max]``);
 * every dataset with its shape, dtype and ``axes`` attribute (``virtual`` for the VDS
   writer); 1-d datasets of at most 8 values (temperatures) are shown in full.
@@ -207,7 +209,10 @@ def _group_lines(g: dict, indent: str = "") -> list[str]:
                      "unknown": "no certificate (written before certificates)"}[status(a)])
         head = [h for h in head if h]
     lines = [f"{indent}{g['name']}  " + "  ".join(head)]
-    rest = [f"{k}={fmt(v)}" for k, v in a.items() if k not in GROUP_HEAD]
+    if schema.GROUP_ATTR_EQUILIBRATION in a:  # EA Monte Carlo: the per-sample certificate
+        lines.append(f"{indent}  equilibration: {fmt(a[schema.GROUP_ATTR_EQUILIBRATION])}")
+    rest = [f"{k}={fmt(v)}" for k, v in a.items()
+            if k not in GROUP_HEAD + (schema.GROUP_ATTR_EQUILIBRATION,)]
     line = indent + "  @"
     for item in rest:  # wrap the remaining attributes at ~100 characters
         if len(line) + len(item) > 100 and line.strip() != "@":
