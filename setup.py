@@ -14,7 +14,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["hpc_rg", "hpc_rg.*"]),
-    package_data={"hpc_rg": ["mc/*.cpp", "jobs/templates/*.tmpl"]},
+    package_data={"hpc_rg": ["mc/*.cpp", "mc/msc/*.cpp", "jobs/templates/*.tmpl"]},
     install_requires=["torch", "numpy", "pyyaml", "mpi4py", "h5py"],
     extras_require={"train": ["deepspeed"], "test": ["pytest", "pytest-mpi"], "plot": ["matplotlib"]},
     entry_points={"console_scripts": ["hpc-rg=hpc_rg.__main__:main"]},

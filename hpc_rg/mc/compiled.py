@@ -146,14 +146,25 @@ def _build() -> Path:
         raise KernelUnavailable(f"{inc / 'sleef.h'} is missing (torch without its C++ headers)")
     if not SOURCE.exists():
         raise KernelUnavailable(f"{SOURCE} is missing (a non-editable install without mc/*.cpp)")
+    flags = _FLAGS + _ISA_FLAGS[cap]
+    return build_shared_library(SOURCE, "checkerboard", flags, [torch.__version__, cap],
+                                pre=[f"-I{inc}"], post=[f"-L{lib}", "-ltorch_cpu", f"-Wl,-rpath,{lib}"])
+
+
+def build_shared_library(source: Path, prefix: str, flags: list, tag: list, pre=(), post=()) -> Path:
+    """Compile ``source`` into the kernel cache (or find it there); returns the library path.
+
+    ``$CXX`` (default g++) runs ``flags + pre + [source, -o, out] + post``; the file name is
+    ``<prefix>-<hash>.so``, the hash over the source, flags, compiler, its version and ``tag``.
+    One process compiles while the others wait on a file lock; raises :class:`KernelUnavailable`.
+    """
     cxx = os.environ.get("CXX", "g++")
     try:
         version = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError) as exc:
         raise KernelUnavailable(f"no C++ compiler {cxx!r} ({exc.__class__.__name__})") from None
-    flags = _FLAGS + _ISA_FLAGS[cap]
-    tag = "\0".join([SOURCE.read_text(), " ".join(flags), cxx, version, torch.__version__, cap])
-    name = f"checkerboard-{hashlib.sha256(tag.encode()).hexdigest()[:16]}.so"
+    key = "\0".join([source.read_text(), " ".join(flags), cxx, version, *tag])
+    name = f"{prefix}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.so"
     dirs = _cache_dirs()
     for d in dirs:  # already built (also in a cache we cannot write to)
         if (d / name).exists():
@@ -166,8 +177,7 @@ def _build() -> Path:
     with _exclusive(out.with_suffix(".lock")):  # one process compiles, the others wait and reuse it
         if not out.exists():
             tmp = out.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            cmd = [cxx, *flags, f"-I{inc}", str(SOURCE), "-o", str(tmp), f"-L{lib}", "-ltorch_cpu",
-                   f"-Wl,-rpath,{lib}"]
+            cmd = [cxx, *flags, *pre, str(source), "-o", str(tmp), *post]
             res = subprocess.run(cmd, capture_output=True, text=True)
             if res.returncode:
                 tmp.unlink(missing_ok=True)

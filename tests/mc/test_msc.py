@@ -232,3 +232,83 @@ def test_ising_1d_energy_matches_transfer_matrix():
     for k, T in enumerate(temps):
         m, s = _lane_mean_sigma(data[:, :, k::2].reshape(len(data), -1))
         assert abs(m - ising1d_energy(N, T)) < 4 * s, (T, m, ising1d_energy(N, T), s)
+
+
+# ----------------------------------------------------------------------------- compiled kernel
+def _cpu_has(flag: str) -> bool:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return flag in fh.read().split()
+    except OSError:
+        return False
+
+
+def _isas():
+    """Instruction sets this CPU can run (the kernel is built for each; skipped without g++)."""
+    from hpc_rg.mc.msc import compiled as mc
+    out = ["SCALAR"] + (["AVX2"] if _cpu_has("avx2") else []) \
+        + (["AVX512"] if _cpu_has("avx512f") and _cpu_has("avx512dq") else [])
+    try:
+        for isa in out:
+            mc.load_library(isa)
+    except mc.KernelUnavailable as exc:
+        pytest.skip(f"compiled MSC kernel unavailable: {exc}")
+    return out
+
+
+CASES = [((8,), "metropolis", "per-lane"), ((6, 4), "heatbath", "per-lane"),
+         ((4, 4, 6), "metropolis", "per-lane"), ((4, 6, 2), "heatbath", "none"),
+         ((8, 8), "metropolis", "broadcast"), ((4, 4, 4), "heatbath", "broadcast")]
+
+
+@pytest.mark.parametrize("shape,rule,couplings", CASES)
+def test_compiled_sweep_is_bit_identical_to_torch(shape, rule, couplings):
+    from hpc_rg.mc.msc import compiled as mc
+    isas = _isas()
+    gen = torch.Generator().manual_seed(sum(shape) * 7 + len(rule))
+    d = len(shape)
+    for W in (1, 5, 9):  # not multiples of the vector width: padding words
+        spins = random_words(W, *shape, gen=gen)
+        J = {"per-lane": lambda: random_words(W, d, *shape, gen=gen),
+             "broadcast": lambda: layout.pack_couplings(
+                 1 - 2 * torch.randint(0, 2, (d,) + shape, generator=gen), words=W),
+             "none": lambda: None}[couplings]()
+        beta = torch.rand(W, 64, generator=gen, dtype=torch.float64) * 1.5
+        beta[:, ::7] = 0.0  # beta = 0 lanes: p = 1 (Metropolis), 1/2 (heat bath)
+        thr = layout.thresholds(beta, d, rule)
+        ids = torch.arange(math.prod(shape)).reshape(shape) * 3 + 11
+        wid = torch.arange(W) + 40
+        ref = spins.clone()
+        outs = {isa: spins.clone() for isa in isas}
+        for k in range(3):
+            st.sweep(ref, J, thr, 77, wid, ids, k)
+            for isa, s in outs.items():
+                mc.sweep(s, J, thr, 77, wid, ids, k, isa=isa)
+        for isa, s in outs.items():
+            assert torch.equal(s, ref), (isa, shape, rule, couplings, W)
+
+
+def test_compiled_slab_update_is_bit_identical_to_full_lattice():
+    from hpc_rg.mc.msc import compiled as mc
+    isas = _isas()
+    gen = torch.Generator().manual_seed(21)
+    L, W, d = (6, 4, 4), 3, 3
+    spins = random_words(W, *L, gen=gen)
+    J = random_words(W, d, *L, gen=gen)
+    thr = layout.thresholds(torch.rand(W, 64, generator=gen, dtype=torch.float64), d, "metropolis")
+    ids = torch.arange(math.prod(L)).reshape(L)
+    wid = torch.arange(W)
+    for isa in isas:
+        full = spins.clone()
+        slabs, starts = [spins[:, 0:3].clone(), spins[:, 3:6].clone()], [0, 3]
+        for sweep_index in range(2):
+            st.sweep(full, J, thr, 9, wid, ids, sweep_index)
+            for colour in (0, 1):
+                whole = torch.cat(slabs, 1)
+                for x0, slab in zip(starts, slabs):
+                    n0 = slab.shape[1]
+                    ghosts = (whole[:, (x0 - 1) % 6], whole[:, (x0 + n0) % 6], J[:, 0, (x0 - 1) % 6])
+                    mc.update_colour(slab, J[:, :, x0:x0 + n0].contiguous(), thr, 9, wid,
+                                     ids[x0:x0 + n0], 2 * sweep_index + colour, colour, parity0=x0,
+                                     ghosts=ghosts, isa=isa)
+        assert torch.equal(torch.cat(slabs, 1), full), isa

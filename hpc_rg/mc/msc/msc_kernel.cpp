@@ -1,0 +1,220 @@
+// Multi-spin-coded +-J checkerboard update: the compiled CPU path of hpc_rg.mc.msc.
+// Same layout, random words and decision as hpc_rg/mc/msc/sweep_torch.py (bit-identical).
+// Words are processed VW at a time (AVX-512: 8, AVX2: 4, else 1): the kernel copies the
+// (W, sites) spins into a (sites, W') buffer (W' = W rounded up to VW), updates it, and
+// copies the result back. One thread.
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#include <immintrin.h>
+typedef __m512i vec;
+static const int VW = 8;
+static inline vec vload(const uint64_t* p) { return _mm512_loadu_si512((const void*)p); }
+static inline void vstore(uint64_t* p, vec a) { _mm512_storeu_si512((void*)p, a); }
+static inline vec vset(uint64_t x) { return _mm512_set1_epi64((long long)x); }
+static inline vec vxor(vec a, vec b) { return _mm512_xor_si512(a, b); }
+static inline vec vand(vec a, vec b) { return _mm512_and_si512(a, b); }
+static inline vec vor(vec a, vec b) { return _mm512_or_si512(a, b); }
+static inline vec vandn(vec a, vec b) { return _mm512_andnot_si512(a, b); }  // ~a & b
+static inline vec vadd(vec a, vec b) { return _mm512_add_epi64(a, b); }
+template <int k> static inline vec vsrl(vec a) { return _mm512_srli_epi64(a, k); }
+static inline vec vmulc(vec a, uint64_t c) { return _mm512_mullo_epi64(a, vset(c)); }
+static inline bool vzero(vec a) { return _mm512_test_epi64_mask(a, a) == 0; }
+#elif defined(__AVX2__)
+#include <immintrin.h>
+typedef __m256i vec;
+static const int VW = 4;
+static inline vec vload(const uint64_t* p) { return _mm256_loadu_si256((const __m256i*)p); }
+static inline void vstore(uint64_t* p, vec a) { _mm256_storeu_si256((__m256i*)p, a); }
+static inline vec vset(uint64_t x) { return _mm256_set1_epi64x((long long)x); }
+static inline vec vxor(vec a, vec b) { return _mm256_xor_si256(a, b); }
+static inline vec vand(vec a, vec b) { return _mm256_and_si256(a, b); }
+static inline vec vor(vec a, vec b) { return _mm256_or_si256(a, b); }
+static inline vec vandn(vec a, vec b) { return _mm256_andnot_si256(a, b); }
+static inline vec vadd(vec a, vec b) { return _mm256_add_epi64(a, b); }
+template <int k> static inline vec vsrl(vec a) { return _mm256_srli_epi64(a, k); }
+static inline vec vmulc(vec a, uint64_t c) {  // 64 x 64 -> low 64 bits from 32-bit products
+    vec lo = _mm256_mul_epu32(a, vset(c));
+    vec t1 = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), vset(c));
+    vec t2 = _mm256_mul_epu32(a, vset(c >> 32));
+    return _mm256_add_epi64(lo, _mm256_slli_epi64(_mm256_add_epi64(t1, t2), 32));
+}
+static inline bool vzero(vec a) { return _mm256_testz_si256(a, a); }
+#else
+typedef uint64_t vec;
+static const int VW = 1;
+static inline vec vload(const uint64_t* p) { return *p; }
+static inline void vstore(uint64_t* p, vec a) { *p = a; }
+static inline vec vset(uint64_t x) { return x; }
+static inline vec vxor(vec a, vec b) { return a ^ b; }
+static inline vec vand(vec a, vec b) { return a & b; }
+static inline vec vor(vec a, vec b) { return a | b; }
+static inline vec vandn(vec a, vec b) { return ~a & b; }
+static inline vec vadd(vec a, vec b) { return a + b; }
+template <int k> static inline vec vsrl(vec a) { return a >> k; }
+static inline vec vmulc(vec a, uint64_t c) { return a * c; }
+static inline bool vzero(vec a) { return a == 0; }
+#endif
+
+static const uint64_t G = 0x9E3779B97F4A7C15ULL, C1 = 0xBF58476D1CE4E5B9ULL,
+                      C2 = 0x94D049BB133111EBULL, S_SITE = 0xA4093822299F31D0ULL;
+
+static inline uint64_t mix(uint64_t z) {
+    z = (z ^ (z >> 30)) * C1;
+    z = (z ^ (z >> 27)) * C2;
+    return z ^ (z >> 31);
+}
+static inline vec vmix(vec z) {
+    z = vmulc(vxor(z, vsrl<30>(z)), C1);
+    z = vmulc(vxor(z, vsrl<27>(z)), C2);
+    return vxor(z, vsrl<31>(z));
+}
+static inline void full_add(vec a, vec b, vec c, vec& s, vec& k) {
+    vec t = vxor(a, b);
+    s = vxor(t, c);
+    k = vor(vand(a, b), vand(t, c));
+}
+
+struct Args {           // mirror of hpc_rg.mc.msc.compiled._Args
+    int64_t d, W, n0, n1, n2;   // interior shape, padded with 1 to three axes
+    int64_t ghost;              // 1: s and J carry ghost planes 0 and n0 + 1 along axis 0
+    int64_t par0;               // parity of the global coordinates of the first interior site
+    int64_t colours;            // 0 or 1: that colour; 2: colour 0 then 1
+    const int64_t* site_ids;    // (n0 n1 n2) global ids of the interior sites
+    int64_t* s;                 // (W, n0e n1 n2) spin words, updated in place (interior only)
+    const int64_t* J;           // (W, d, n0e n1 n2) coupling planes, or null (ferromagnet)
+    const int64_t* thr;         // (W, 2d + 1, 33) thresholds
+    const int64_t* wkey;        // (W) word keys
+    const int64_t* active;      // classes whose digits are needed
+    int64_t nactive;
+    int64_t ckey[2];            // counter keys of colour 0 and colour 1
+};
+
+template <int D>
+static void update(const Args& a, int colour, uint64_t* S, const uint64_t* Jb, const uint64_t* T,
+                   const uint64_t* K, int64_t Wv) {
+    const int Z = 2 * D;
+    const int64_t n0 = a.n0, n1 = a.n1, n2 = a.n2, n0e = n0 + 2 * a.ghost;
+    const int64_t nv = Wv / VW;
+    const uint64_t ck = (uint64_t)a.ckey[colour];
+    for (int64_t i0 = 0; i0 < n0; ++i0) {
+        const int64_t e0 = i0 + a.ghost;
+        const int64_t up0 = a.ghost ? e0 + 1 : (e0 + 1) % n0e, dn0 = a.ghost ? e0 - 1 : (e0 + n0e - 1) % n0e;
+        for (int64_t i1 = 0; i1 < n1; ++i1) {
+            for (int64_t i2 = 0; i2 < n2; ++i2) {
+                if (((i0 + i1 + i2 + a.par0) & 1) != colour) continue;
+                const int64_t x = (e0 * n1 + i1) * n2 + i2;
+                int64_t y[2 * 3], b[2 * 3];
+                y[0] = (up0 * n1 + i1) * n2 + i2;  b[0] = x * D + 0;
+                y[1] = (dn0 * n1 + i1) * n2 + i2;  b[1] = y[1] * D + 0;
+                if (D >= 2) {
+                    y[2] = (e0 * n1 + (i1 + 1) % n1) * n2 + i2;       b[2] = x * D + 1;
+                    y[3] = (e0 * n1 + (i1 + n1 - 1) % n1) * n2 + i2;  b[3] = y[3] * D + 1;
+                }
+                if (D >= 3) {
+                    y[4] = (e0 * n1 + i1) * n2 + (i2 + 1) % n2;       b[4] = x * D + 2;
+                    y[5] = (e0 * n1 + i1) * n2 + (i2 + n2 - 1) % n2;  b[5] = y[5] * D + 2;
+                }
+                const uint64_t sid = (uint64_t)a.site_ids[(i0 * n1 + i1) * n2 + i2];
+                const vec sk = vset(mix(mix(sid * G + S_SITE) ^ ck));
+                for (int64_t v = 0; v < nv; ++v) {
+                    const int64_t o = v * VW;
+                    vec sx = vload(S + x * Wv + o);
+                    vec sat[2 * 3];
+                    for (int k = 0; k < Z; ++k) {
+                        vec u = vxor(sx, vload(S + y[k] * Wv + o));
+                        if (Jb) u = vxor(u, vload(Jb + b[k] * Wv + o));
+                        sat[k] = u;  // unsatisfied; the count below uses ~u
+                    }
+                    const vec ones = vset(~0ULL);
+                    for (int k = 0; k < Z; ++k) sat[k] = vxor(sat[k], ones);
+                    vec c0, c1, c2;
+                    if (D == 1) {
+                        c0 = vxor(sat[0], sat[1]); c1 = vand(sat[0], sat[1]); c2 = vset(0);
+                    } else if (D == 2) {
+                        vec s1, k1;
+                        full_add(sat[0], sat[1], sat[2], s1, k1);
+                        c0 = vxor(s1, sat[3]);
+                        vec k2 = vand(s1, sat[3]);
+                        c1 = vxor(k1, k2); c2 = vand(k1, k2);
+                    } else {
+                        vec s1, k1, s2, k2;
+                        full_add(sat[0], sat[1], sat[2], s1, k1);
+                        full_add(sat[3], sat[4], sat[5], s2, k2);
+                        c0 = vxor(s1, s2);
+                        full_add(k1, k2, vand(s1, s2), c1, c2);
+                    }
+                    const vec c[3] = {c0, c1, c2};
+                    const vec nc[3] = {vxor(c0, ones), vxor(c1, ones), vxor(c2, ones)};
+                    vec m[2 * 3 + 1];
+                    vec flip = vset(0);
+                    for (int n = 0; n <= Z; ++n) {
+                        m[n] = vand(vand((n & 1) ? c[0] : nc[0], (n & 2) ? c[1] : nc[1]),
+                                    (n & 4) ? c[2] : nc[2]);
+                        flip = vor(flip, vand(m[n], vload(T + (n * 33) * Wv + o)));
+                    }
+                    vec und = vxor(flip, ones);
+                    const vec key = vmix(vxor(vload(K + o), sk));
+                    for (int j = 1; j <= 32; ++j) {
+                        if (vzero(und)) break;
+                        const vec R = vmix(vadd(key, vset((uint64_t)j * G)));
+                        vec P = vset(0);
+                        for (int64_t q = 0; q < a.nactive; ++q) {
+                            const int64_t n = a.active[q];
+                            P = vor(P, vand(m[n], vload(T + (n * 33 + j) * Wv + o)));
+                        }
+                        flip = vor(flip, vandn(R, vand(und, P)));
+                        und = vandn(vxor(R, P), und);
+                    }
+                    vstore(S + x * Wv + o, vxor(sx, flip));
+                }
+            }
+        }
+    }
+}
+
+extern "C" {
+
+int64_t msc_vector_words() { return VW; }
+
+int64_t msc_update(const Args* ap) {
+    const Args& a = *ap;
+    if (a.d < 1 || a.d > 3 || a.W < 1) return 1;
+    const int64_t W = a.W, Wv = (W + VW - 1) / VW * VW, d = a.d, Z = 2 * d;
+    const int64_t Ne = (a.n0 + 2 * a.ghost) * a.n1 * a.n2;
+    std::vector<uint64_t> S(Ne * Wv, 0), T((Z + 1) * 33 * Wv, 0), K(Wv, 0), Jb;
+    for (int64_t w = 0; w < W; ++w) {
+        const uint64_t* src = (const uint64_t*)a.s + w * Ne;
+        for (int64_t i = 0; i < Ne; ++i) S[i * Wv + w] = src[i];
+        K[w] = (uint64_t)a.wkey[w];
+        for (int64_t i = 0; i < (Z + 1) * 33; ++i) T[i * Wv + w] = (uint64_t)a.thr[w * (Z + 1) * 33 + i];
+    }
+    for (int64_t w = W; w < Wv; ++w)  // padding words: every lane "always flips", no random digits
+        for (int64_t n = 0; n <= Z; ++n) T[(n * 33) * Wv + w] = ~0ULL;
+    if (a.J) {
+        Jb.assign(Ne * d * Wv, 0);
+        for (int64_t w = 0; w < W; ++w)
+            for (int64_t mu = 0; mu < d; ++mu) {
+                const uint64_t* src = (const uint64_t*)a.J + (w * d + mu) * Ne;
+                for (int64_t i = 0; i < Ne; ++i) Jb[(i * d + mu) * Wv + w] = src[i];
+            }
+    }
+    const uint64_t* J = a.J ? Jb.data() : nullptr;
+    for (int colour = 0; colour < 2; ++colour) {
+        if (a.colours != 2 && a.colours != colour) continue;
+        if (d == 1) update<1>(a, colour, S.data(), J, T.data(), K.data(), Wv);
+        else if (d == 2) update<2>(a, colour, S.data(), J, T.data(), K.data(), Wv);
+        else update<3>(a, colour, S.data(), J, T.data(), K.data(), Wv);
+    }
+    const int64_t lo = a.ghost * a.n1 * a.n2, hi = Ne - lo;  // interior sites only
+    for (int64_t w = 0; w < W; ++w) {
+        uint64_t* dst = (uint64_t*)a.s + w * Ne;
+        for (int64_t i = lo; i < hi; ++i) dst[i] = S[i * Wv + w];
+    }
+    return 0;
+}
+
+}  // extern "C"
