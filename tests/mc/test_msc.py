@@ -312,3 +312,22 @@ def test_compiled_slab_update_is_bit_identical_to_full_lattice():
                                      ids[x0:x0 + n0], 2 * sweep_index + colour, colour, parity0=x0,
                                      ghosts=ghosts, isa=isa)
         assert torch.equal(torch.cat(slabs, 1), full), isa
+
+
+def test_compiled_multi_sweep_call_equals_single_sweeps():
+    from hpc_rg.mc.msc import compiled as mc
+    _isas()
+    gen = torch.Generator().manual_seed(3)
+    L, W, d = (4, 6, 4), 6, 3
+    spins = random_words(W, *L, gen=gen)
+    J = random_words(W, d, *L, gen=gen)
+    thr = layout.thresholds(torch.rand(W, 64, generator=gen, dtype=torch.float64), d, "metropolis")
+    ids, wid = torch.arange(math.prod(L)).reshape(L), torch.arange(W)
+    ref, got = spins.clone(), spins.clone()
+    st.sweep(ref, J, thr, 1, wid, ids, 5, n_sweeps=4)
+    mc.sweep(got, J, thr, 1, wid, ids, 5, n_sweeps=4)
+    assert torch.equal(got, ref)
+    J[0, 0, 0, 0, 0] ^= 1  # couplings changed in place: the kernel must not reuse a stale copy
+    st.sweep(ref, J, thr, 1, wid, ids, 9)
+    mc.sweep(got, J, thr, 1, wid, ids, 9)
+    assert torch.equal(got, ref)

@@ -1,11 +1,19 @@
 """Compiled CPU path of the multi-spin-coded sweep (``msc_kernel.cpp``), bit-identical to torch.
 
 Same arguments as :mod:`hpc_rg.mc.msc.sweep_torch` (int64 CPU tensors, updated in place).
-The kernel processes 8 (AVX-512), 4 (AVX2) or 1 (plain 64-bit) words at a time; the
-instruction set follows torch's own CPU kernels (``torch.backends.cpu.get_cpu_capability()``)
-unless ``isa`` is given. Built on first use with ``$CXX`` (g++) into the kernel cache of
-:mod:`hpc_rg.mc.compiled` (same cache directories, file lock and build function), ~5 s once
-per machine and instruction set. One thread; ctypes releases the GIL during the call.
+The kernel processes 8 (AVX-512), 4 (AVX2) or 1 (plain 64-bit) words at a time, in a
+word-inner copy of the spins (``(sites, W')``, W' = W rounded up to that width) made at the
+start of each call and copied back at its end; :func:`sweep` can run several sweeps per
+call (``n_sweeps``) to pay that copy once. The couplings' word-inner copy is cached for the
+last ``J`` tensor seen (rebuilt when it is modified in place). The instruction set follows
+torch's own CPU kernels (``torch.backends.cpu.get_cpu_capability()``) unless ``isa`` is
+given. Built on first use with ``$CXX`` (g++) into the kernel cache of
+:mod:`hpc_rg.mc.compiled` (same cache directories, file lock and build function), a few
+seconds once per machine and instruction set. One thread; ctypes releases the GIL.
+
+Throughput (bench/README.md, "Multi-spin coding"): the random digits dominate -- each word
+needs ~7 (one word) to ~9 (a vector of 4) hashed 64-bit random words per site, because every
+lane draws its own uniform and the slowest lane of the word decides when the loop stops.
 """
 
 from __future__ import annotations
@@ -33,8 +41,8 @@ class _Args(ctypes.Structure):
     """Mirror of ``struct Args`` in msc_kernel.cpp (same field order)."""
     _i, _p = ctypes.c_int64, ctypes.c_void_p
     _fields_ = [("d", _i), ("W", _i), ("n0", _i), ("n1", _i), ("n2", _i), ("ghost", _i),
-                ("par0", _i), ("colours", _i), ("site_ids", _p), ("s", _p), ("J", _p),
-                ("thr", _p), ("wkey", _p), ("active", _p), ("nactive", _i), ("ckey", _i * 2)]
+                ("par0", _i), ("colours", _i), ("site_ids", _p), ("s", _p), ("J", _p), ("J_inner", _i),
+                ("thr", _p), ("wkey", _p), ("active", _p), ("nactive", _i), ("counter0", _i), ("nsweeps", _i)]
 
 
 def default_isa() -> str:
@@ -69,6 +77,23 @@ def vector_words(isa: str | None = None) -> int:
     return int(load_library(isa).msc_vector_words())
 
 
+_J_CACHE: list = []  # [(J, version, vector words, word-inner copy)]: the couplings of the last call
+
+
+def _word_inner(J: torch.Tensor, vw: int) -> torch.Tensor:
+    """Couplings ``(W, d, *L)`` as the kernel reads them, ``(sites, d, W')`` with W' = W rounded
+    up to ``vw``; cached for the last ``J`` seen (the couplings of a run do not change)."""
+    if _J_CACHE and _J_CACHE[0][0] is J and _J_CACHE[0][1] == J._version and _J_CACHE[0][2] == vw:
+        return _J_CACHE[0][3]
+    W, d = J.shape[0], J.shape[1]
+    Wv = -(-W // vw) * vw
+    padded = torch.zeros((Wv, d, J[0, 0].numel()), dtype=torch.int64)
+    padded[:W] = J.reshape(W, d, -1)
+    inner = padded.permute(2, 1, 0).contiguous()
+    _J_CACHE[:] = [(J, J._version, vw, inner)]
+    return inner
+
+
 def _check(t: torch.Tensor, name: str, shape=None) -> torch.Tensor:
     if t.dtype != torch.int64 or t.device.type != "cpu" or not t.is_contiguous():
         raise ValueError(f"the compiled MSC kernel takes contiguous int64 CPU tensors; {name} is "
@@ -78,7 +103,8 @@ def _check(t: torch.Tensor, name: str, shape=None) -> torch.Tensor:
     return t
 
 
-def _run(spins, J, thresholds, seed, word_ids, site_ids, counters, colours, parity0, ghosts, isa):
+def _run(spins, J, thresholds, seed, word_ids, site_ids, counter0, colours, parity0, ghosts, isa,
+         n_sweeps=1):
     lib = load_library(isa)
     W, shape = spins.shape[0], tuple(spins.shape[1:])
     d = len(shape)
@@ -103,9 +129,12 @@ def _run(spins, J, thresholds, seed, word_ids, site_ids, counters, colours, pari
     a.n0, a.n1, a.n2 = (shape + (1, 1))[:3]
     a.ghost, a.par0, a.colours = int(ghosts is not None), int(parity0) % 2, colours
     a.site_ids, a.s = ids.data_ptr(), s_all.data_ptr()
+    if ghosts is None and J_all is not None:  # couplings already word-inner (cached)
+        J_all = _word_inner(J_all, int(lib.msc_vector_words()))
+        a.J_inner = 1
     a.J = 0 if J_all is None else J_all.data_ptr()
     a.thr, a.wkey, a.active, a.nactive = thr.data_ptr(), wkey.data_ptr(), active.data_ptr(), active.numel()
-    a.ckey[0], a.ckey[1] = (rng.counter_key(c) for c in counters)
+    a.counter0, a.nsweeps = int(counter0), int(n_sweeps)
     rc = lib.msc_update(ctypes.byref(a))
     if rc:
         raise RuntimeError(f"compiled MSC kernel failed (code {rc})")
@@ -117,12 +146,15 @@ def _run(spins, J, thresholds, seed, word_ids, site_ids, counters, colours, pari
 def update_colour(spins, J, thresholds, seed, word_ids, site_ids, counter, colour, parity0=0,
                   ghosts=None, isa=None):
     """As :func:`hpc_rg.mc.msc.sweep_torch.update_colour` (bit-identical), in place."""
-    counters = (counter, counter) if colour == 0 else (counter - 1, counter)
-    return _run(spins, J, thresholds, seed, word_ids, site_ids, counters, int(colour), parity0,
-                ghosts, isa)
+    return _run(spins, J, thresholds, seed, word_ids, site_ids, int(counter) - int(colour), int(colour),
+                parity0, ghosts, isa)
 
 
-def sweep(spins, J, thresholds, seed, word_ids, site_ids, sweep_index, parity0=0, isa=None):
-    """As :func:`hpc_rg.mc.msc.sweep_torch.sweep` (bit-identical): both colours in one call."""
-    c = 2 * int(sweep_index)
-    return _run(spins, J, thresholds, seed, word_ids, site_ids, (c, c + 1), 2, parity0, None, isa)
+def sweep(spins, J, thresholds, seed, word_ids, site_ids, sweep_index, parity0=0, n_sweeps=1, isa=None):
+    """As :func:`hpc_rg.mc.msc.sweep_torch.sweep` (bit-identical): sweeps ``sweep_index`` ..
+    ``sweep_index + n_sweeps - 1`` in one call (the copy into and out of the kernel's
+    word-inner buffer is paid once per call)."""
+    if int(n_sweeps) < 1:
+        raise ValueError(f"n_sweeps must be >= 1, got {n_sweeps}")
+    return _run(spins, J, thresholds, seed, word_ids, site_ids, 2 * int(sweep_index), 2, parity0,
+                None, isa, n_sweeps)

@@ -60,7 +60,8 @@ static inline bool vzero(vec a) { return a == 0; }
 #endif
 
 static const uint64_t G = 0x9E3779B97F4A7C15ULL, C1 = 0xBF58476D1CE4E5B9ULL,
-                      C2 = 0x94D049BB133111EBULL, S_SITE = 0xA4093822299F31D0ULL;
+                      C2 = 0x94D049BB133111EBULL, S_SITE = 0xA4093822299F31D0ULL,
+                      S_CTR = 0x082EFA98EC4E6C89ULL;
 
 static inline uint64_t mix(uint64_t z) {
     z = (z ^ (z >> 30)) * C1;
@@ -86,93 +87,140 @@ struct Args {           // mirror of hpc_rg.mc.msc.compiled._Args
     const int64_t* site_ids;    // (n0 n1 n2) global ids of the interior sites
     int64_t* s;                 // (W, n0e n1 n2) spin words, updated in place (interior only)
     const int64_t* J;           // (W, d, n0e n1 n2) coupling planes, or null (ferromagnet)
+    int64_t J_inner;            // 1: J is already word-inner, (n0e n1 n2, d, W') with W' = W rounded up to VW
     const int64_t* thr;         // (W, 2d + 1, 33) thresholds
     const int64_t* wkey;        // (W) word keys
     const int64_t* active;      // classes whose digits are needed
     int64_t nactive;
-    int64_t ckey[2];            // counter keys of colour 0 and colour 1
+    int64_t counter0;           // random counter of colour 0 of the first sweep (2 * sweep)
+    int64_t nsweeps;            // sweeps in this call (colours == 2), else 1
 };
 
-template <int D>
-static void update(const Args& a, int colour, uint64_t* S, const uint64_t* Jb, const uint64_t* T,
-                   const uint64_t* K, int64_t Wv) {
+static const int FIRST_DIGITS = 8;  // (32 - FIRST_DIGITS) % 4 == 0
+
+struct Ctx {  // everything the update loop reads, in locals the compiler can keep in registers
+    int64_t n0, n1, n2, n0e, ghost, par0, Wv, nv, nact;
+    int act[2 * 3 + 1];
+    const int64_t* site_ids;
+    uint64_t* S;
+    const uint64_t* J;
+    const uint64_t* T;
+    const uint64_t* K;
+};
+
+// U vectors of words at one site (U independent dependency chains for the pipeline).
+template <int D, int U>
+static inline void words(const Ctx& c, int64_t x, const int64_t* y, const int64_t* b, vec sk, int64_t o0) {
     const int Z = 2 * D;
-    const int64_t n0 = a.n0, n1 = a.n1, n2 = a.n2, n0e = n0 + 2 * a.ghost;
-    const int64_t nv = Wv / VW;
-    const uint64_t ck = (uint64_t)a.ckey[colour];
-    for (int64_t i0 = 0; i0 < n0; ++i0) {
-        const int64_t e0 = i0 + a.ghost;
-        const int64_t up0 = a.ghost ? e0 + 1 : (e0 + 1) % n0e, dn0 = a.ghost ? e0 - 1 : (e0 + n0e - 1) % n0e;
-        for (int64_t i1 = 0; i1 < n1; ++i1) {
-            for (int64_t i2 = 0; i2 < n2; ++i2) {
-                if (((i0 + i1 + i2 + a.par0) & 1) != colour) continue;
-                const int64_t x = (e0 * n1 + i1) * n2 + i2;
-                int64_t y[2 * 3], b[2 * 3];
-                y[0] = (up0 * n1 + i1) * n2 + i2;  b[0] = x * D + 0;
-                y[1] = (dn0 * n1 + i1) * n2 + i2;  b[1] = y[1] * D + 0;
-                if (D >= 2) {
-                    y[2] = (e0 * n1 + (i1 + 1) % n1) * n2 + i2;       b[2] = x * D + 1;
-                    y[3] = (e0 * n1 + (i1 + n1 - 1) % n1) * n2 + i2;  b[3] = y[3] * D + 1;
-                }
-                if (D >= 3) {
-                    y[4] = (e0 * n1 + i1) * n2 + (i2 + 1) % n2;       b[4] = x * D + 2;
-                    y[5] = (e0 * n1 + i1) * n2 + (i2 + n2 - 1) % n2;  b[5] = y[5] * D + 2;
-                }
-                const uint64_t sid = (uint64_t)a.site_ids[(i0 * n1 + i1) * n2 + i2];
-                const vec sk = vset(mix(mix(sid * G + S_SITE) ^ ck));
-                for (int64_t v = 0; v < nv; ++v) {
-                    const int64_t o = v * VW;
-                    vec sx = vload(S + x * Wv + o);
-                    vec sat[2 * 3];
-                    for (int k = 0; k < Z; ++k) {
-                        vec u = vxor(sx, vload(S + y[k] * Wv + o));
-                        if (Jb) u = vxor(u, vload(Jb + b[k] * Wv + o));
-                        sat[k] = u;  // unsatisfied; the count below uses ~u
-                    }
-                    const vec ones = vset(~0ULL);
-                    for (int k = 0; k < Z; ++k) sat[k] = vxor(sat[k], ones);
-                    vec c0, c1, c2;
-                    if (D == 1) {
-                        c0 = vxor(sat[0], sat[1]); c1 = vand(sat[0], sat[1]); c2 = vset(0);
-                    } else if (D == 2) {
-                        vec s1, k1;
-                        full_add(sat[0], sat[1], sat[2], s1, k1);
-                        c0 = vxor(s1, sat[3]);
-                        vec k2 = vand(s1, sat[3]);
-                        c1 = vxor(k1, k2); c2 = vand(k1, k2);
-                    } else {
-                        vec s1, k1, s2, k2;
-                        full_add(sat[0], sat[1], sat[2], s1, k1);
-                        full_add(sat[3], sat[4], sat[5], s2, k2);
-                        c0 = vxor(s1, s2);
-                        full_add(k1, k2, vand(s1, s2), c1, c2);
-                    }
-                    const vec c[3] = {c0, c1, c2};
-                    const vec nc[3] = {vxor(c0, ones), vxor(c1, ones), vxor(c2, ones)};
-                    vec m[2 * 3 + 1];
-                    vec flip = vset(0);
-                    for (int n = 0; n <= Z; ++n) {
-                        m[n] = vand(vand((n & 1) ? c[0] : nc[0], (n & 2) ? c[1] : nc[1]),
-                                    (n & 4) ? c[2] : nc[2]);
-                        flip = vor(flip, vand(m[n], vload(T + (n * 33) * Wv + o)));
-                    }
-                    vec und = vxor(flip, ones);
-                    const vec key = vmix(vxor(vload(K + o), sk));
-                    for (int j = 1; j <= 32; ++j) {
-                        if (vzero(und)) break;
-                        const vec R = vmix(vadd(key, vset((uint64_t)j * G)));
-                        vec P = vset(0);
-                        for (int64_t q = 0; q < a.nactive; ++q) {
-                            const int64_t n = a.active[q];
-                            P = vor(P, vand(m[n], vload(T + (n * 33 + j) * Wv + o)));
-                        }
-                        flip = vor(flip, vandn(R, vand(und, P)));
-                        und = vandn(vxor(R, P), und);
-                    }
-                    vstore(S + x * Wv + o, vxor(sx, flip));
-                }
-            }
+    const int64_t Wv = c.Wv;
+    uint64_t* __restrict S = c.S;
+    const uint64_t* __restrict Jb = c.J;
+    const uint64_t* __restrict T = c.T;
+    const vec ones = vset(~0ULL);
+    vec sx[U], flip[U], und[U], key[U], m[U][2 * 3 + 1];
+    for (int u = 0; u < U; ++u) {
+        const int64_t o = o0 + u * VW;
+        sx[u] = vload(S + x * Wv + o);
+        vec sat[2 * 3];
+        for (int k = 0; k < Z; ++k) {
+            vec t = vxor(sx[u], vload(S + y[k] * Wv + o));
+            if (Jb) t = vxor(t, vload(Jb + b[k] * Wv + o));
+            sat[k] = vxor(t, ones);  // satisfied bonds
         }
+        vec c0, c1, c2;
+        if (D == 1) {
+            c0 = vxor(sat[0], sat[1]); c1 = vand(sat[0], sat[1]); c2 = vset(0);
+        } else if (D == 2) {
+            vec s1, k1;
+            full_add(sat[0], sat[1], sat[2], s1, k1);
+            c0 = vxor(s1, sat[3]);
+            const vec k2 = vand(s1, sat[3]);
+            c1 = vxor(k1, k2); c2 = vand(k1, k2);
+        } else {
+            vec s1, k1, s2, k2;
+            full_add(sat[0], sat[1], sat[2], s1, k1);
+            full_add(sat[3], sat[4], sat[5], s2, k2);
+            c0 = vxor(s1, s2);
+            full_add(k1, k2, vand(s1, s2), c1, c2);
+        }
+        const vec cb[3] = {c0, c1, c2};
+        const vec nc[3] = {vxor(c0, ones), vxor(c1, ones), vxor(c2, ones)};
+        flip[u] = vset(0);
+        for (int n = 0; n <= Z; ++n) {
+            m[u][n] = vand(vand((n & 1) ? cb[0] : nc[0], (n & 2) ? cb[1] : nc[1]), (n & 4) ? cb[2] : nc[2]);
+            flip[u] = vor(flip[u], vand(m[u][n], vload(T + (n * 33) * Wv + o)));
+        }
+        und[u] = vxor(flip[u], ones);
+        key[u] = vmix(vxor(vload(c.K + o), sk));
+    }
+    // Digits in blocks without a test in between: R_j depends on the key only, so digits and
+    // vectors overlap in the pipeline; digits after the last undecided lane change nothing.
+    auto digit = [&](int j) {
+        for (int u = 0; u < U; ++u) {
+            const int64_t o = o0 + u * VW;
+            const vec R = vmix(vadd(key[u], vset((uint64_t)j * G)));
+            vec P = vset(0);
+            for (int q = 0; q < c.nact; ++q) {
+                const int n = c.act[q];
+                P = vor(P, vand(m[u][n], vload(T + (n * 33 + j) * Wv + o)));
+            }
+            flip[u] = vor(flip[u], vandn(R, vand(und[u], P)));
+            und[u] = vandn(vxor(R, P), und[u]);
+        }
+    };
+    auto pending = [&]() {
+        vec any = und[0];
+        for (int u = 1; u < U; ++u) any = vor(any, und[u]);
+        return !vzero(any);
+    };
+    if (pending()) {
+        for (int j = 1; j <= FIRST_DIGITS; ++j) digit(j);
+        for (int j = FIRST_DIGITS + 1; j <= 32 && pending(); j += 4) {
+            digit(j); digit(j + 1); digit(j + 2); digit(j + 3);
+        }
+    }
+    for (int u = 0; u < U; ++u) vstore(S + x * Wv + o0 + u * VW, vxor(sx[u], flip[u]));
+}
+
+template <int D>
+static inline void site(const Ctx& c, uint64_t ck, int64_t i0, int64_t i1, int64_t i2) {
+    const int64_t n1 = c.n1, n2 = c.n2;
+    const int64_t e0 = i0 + c.ghost;
+    const int64_t up0 = (c.ghost || e0 + 1 < c.n0e) ? e0 + 1 : 0;
+    const int64_t dn0 = (c.ghost || e0 > 0) ? e0 - 1 : c.n0e - 1;
+    const int64_t x = (e0 * n1 + i1) * n2 + i2;
+    int64_t y[2 * 3], b[2 * 3];
+    y[0] = (up0 * n1 + i1) * n2 + i2;  b[0] = x * D + 0;
+    y[1] = (dn0 * n1 + i1) * n2 + i2;  b[1] = y[1] * D + 0;
+    if (D >= 2) {
+        const int64_t u = i1 + 1 < n1 ? i1 + 1 : 0, w = i1 > 0 ? i1 - 1 : n1 - 1;
+        y[2] = (e0 * n1 + u) * n2 + i2;  b[2] = x * D + 1;
+        y[3] = (e0 * n1 + w) * n2 + i2;  b[3] = y[3] * D + 1;
+    }
+    if (D >= 3) {
+        const int64_t u = i2 + 1 < n2 ? i2 + 1 : 0, w = i2 > 0 ? i2 - 1 : n2 - 1;
+        y[4] = (e0 * n1 + i1) * n2 + u;  b[4] = x * D + 2;
+        y[5] = (e0 * n1 + i1) * n2 + w;  b[5] = y[5] * D + 2;
+    }
+    const uint64_t sid = (uint64_t)c.site_ids[(i0 * n1 + i1) * n2 + i2];
+    const vec sk = vset(mix(mix(sid * G + S_SITE) ^ ck));
+    int64_t v = 0;
+    for (; v + 2 <= c.nv; v += 2) words<D, 2>(c, x, y, b, sk, v * VW);
+    for (; v < c.nv; ++v) words<D, 1>(c, x, y, b, sk, v * VW);
+}
+
+template <int D>
+static void update(const Ctx& c, uint64_t ck, int colour) {
+    const int64_t p = (colour + c.par0) & 1;
+    if (D == 1) {
+        for (int64_t i0 = p; i0 < c.n0; i0 += 2) site<1>(c, ck, i0, 0, 0);
+    } else if (D == 2) {
+        for (int64_t i0 = 0; i0 < c.n0; ++i0)
+            for (int64_t i1 = (p + i0) & 1; i1 < c.n1; i1 += 2) site<2>(c, ck, i0, i1, 0);
+    } else {
+        for (int64_t i0 = 0; i0 < c.n0; ++i0)
+            for (int64_t i1 = 0; i1 < c.n1; ++i1)
+                for (int64_t i2 = (p + i0 + i1) & 1; i2 < c.n2; i2 += 2) site<3>(c, ck, i0, i1, i2);
     }
 }
 
@@ -182,37 +230,54 @@ int64_t msc_vector_words() { return VW; }
 
 int64_t msc_update(const Args* ap) {
     const Args& a = *ap;
-    if (a.d < 1 || a.d > 3 || a.W < 1) return 1;
-    const int64_t W = a.W, Wv = (W + VW - 1) / VW * VW, d = a.d, Z = 2 * d;
+    if (a.d < 1 || a.d > 3 || a.W < 1 || a.nactive > 2 * a.d + 1) return 1;
+    const int64_t W = a.W, Wv = (W + VW - 1) / VW * VW, d = a.d, Z = 2 * d, NT = (Z + 1) * 33;
     const int64_t Ne = (a.n0 + 2 * a.ghost) * a.n1 * a.n2;
-    std::vector<uint64_t> S(Ne * Wv, 0), T((Z + 1) * 33 * Wv, 0), K(Wv, 0), Jb;
+    std::vector<uint64_t> S(Ne * Wv, 0), T(NT * Wv, 0), K(Wv, 0), Jb;
+    const int64_t TILE = 64;  // transpose in tiles of sites: contiguous reads, writes stay in L1
+    const uint64_t* s = (const uint64_t*)a.s;
+    for (int64_t i0 = 0; i0 < Ne; i0 += TILE) {
+        const int64_t i1 = i0 + TILE < Ne ? i0 + TILE : Ne;
+        for (int64_t w = 0; w < W; ++w)
+            for (int64_t i = i0; i < i1; ++i) S[i * Wv + w] = s[w * Ne + i];
+    }
     for (int64_t w = 0; w < W; ++w) {
-        const uint64_t* src = (const uint64_t*)a.s + w * Ne;
-        for (int64_t i = 0; i < Ne; ++i) S[i * Wv + w] = src[i];
         K[w] = (uint64_t)a.wkey[w];
-        for (int64_t i = 0; i < (Z + 1) * 33; ++i) T[i * Wv + w] = (uint64_t)a.thr[w * (Z + 1) * 33 + i];
+        for (int64_t i = 0; i < NT; ++i) T[i * Wv + w] = (uint64_t)a.thr[w * NT + i];
     }
     for (int64_t w = W; w < Wv; ++w)  // padding words: every lane "always flips", no random digits
         for (int64_t n = 0; n <= Z; ++n) T[(n * 33) * Wv + w] = ~0ULL;
-    if (a.J) {
+    if (a.J && !a.J_inner) {
         Jb.assign(Ne * d * Wv, 0);
-        for (int64_t w = 0; w < W; ++w)
-            for (int64_t mu = 0; mu < d; ++mu) {
-                const uint64_t* src = (const uint64_t*)a.J + (w * d + mu) * Ne;
-                for (int64_t i = 0; i < Ne; ++i) Jb[(i * d + mu) * Wv + w] = src[i];
-            }
+        const uint64_t* J = (const uint64_t*)a.J;
+        for (int64_t i0 = 0; i0 < Ne; i0 += TILE) {
+            const int64_t i1 = i0 + TILE < Ne ? i0 + TILE : Ne;
+            for (int64_t w = 0; w < W; ++w)
+                for (int64_t mu = 0; mu < d; ++mu)
+                    for (int64_t i = i0; i < i1; ++i) Jb[(i * d + mu) * Wv + w] = J[(w * d + mu) * Ne + i];
+        }
     }
-    const uint64_t* J = a.J ? Jb.data() : nullptr;
-    for (int colour = 0; colour < 2; ++colour) {
-        if (a.colours != 2 && a.colours != colour) continue;
-        if (d == 1) update<1>(a, colour, S.data(), J, T.data(), K.data(), Wv);
-        else if (d == 2) update<2>(a, colour, S.data(), J, T.data(), K.data(), Wv);
-        else update<3>(a, colour, S.data(), J, T.data(), K.data(), Wv);
-    }
+    Ctx c;
+    c.n0 = a.n0; c.n1 = a.n1; c.n2 = a.n2; c.ghost = a.ghost; c.n0e = a.n0 + 2 * a.ghost;
+    c.par0 = a.par0; c.Wv = Wv; c.nv = Wv / VW; c.nact = a.nactive;
+    for (int64_t q = 0; q < a.nactive; ++q) c.act[q] = (int)a.active[q];
+    c.site_ids = a.site_ids; c.S = S.data(); c.J = !a.J ? nullptr : a.J_inner ? (const uint64_t*)a.J : Jb.data(); c.T = T.data(); c.K = K.data();
+    const int64_t nsweeps = a.colours == 2 ? a.nsweeps : 1;
+    for (int64_t sw = 0; sw < nsweeps; ++sw)
+        for (int colour = 0; colour < 2; ++colour) {
+            if (a.colours != 2 && a.colours != colour) continue;
+            const uint64_t cnt = (uint64_t)a.counter0 + 2 * (uint64_t)sw + (uint64_t)colour;
+            const uint64_t ck = mix(((cnt + 1) * G) ^ S_CTR);  // rng.counter_key
+            if (d == 1) update<1>(c, ck, colour);
+            else if (d == 2) update<2>(c, ck, colour);
+            else update<3>(c, ck, colour);
+        }
     const int64_t lo = a.ghost * a.n1 * a.n2, hi = Ne - lo;  // interior sites only
-    for (int64_t w = 0; w < W; ++w) {
-        uint64_t* dst = (uint64_t*)a.s + w * Ne;
-        for (int64_t i = lo; i < hi; ++i) dst[i] = S[i * Wv + w];
+    uint64_t* out = (uint64_t*)a.s;
+    for (int64_t i0 = lo; i0 < hi; i0 += TILE) {
+        const int64_t i1 = i0 + TILE < hi ? i0 + TILE : hi;
+        for (int64_t w = 0; w < W; ++w)
+            for (int64_t i = i0; i < i1; ++i) out[w * Ne + i] = S[i * Wv + w];
     }
     return 0;
 }

@@ -174,9 +174,11 @@ def update_colour(spins, J, thresholds, seed, word_ids, site_ids, counter, colou
     return spins
 
 
-def sweep(spins, J, thresholds, seed, word_ids, site_ids, sweep_index, parity0=0):
-    """One checkerboard sweep (colour 0, then 1) of a periodic lattice, in place; see :func:`update_colour`."""
-    for colour in (0, 1):
-        update_colour(spins, J, thresholds, seed, word_ids, site_ids, 2 * int(sweep_index) + colour,
-                      colour, parity0)
+def sweep(spins, J, thresholds, seed, word_ids, site_ids, sweep_index, parity0=0, n_sweeps=1):
+    """Checkerboard sweeps ``sweep_index .. sweep_index + n_sweeps - 1`` (colour 0, then 1) of a
+    periodic lattice, in place; see :func:`update_colour`."""
+    for k in range(int(sweep_index), int(sweep_index) + int(n_sweeps)):
+        for colour in (0, 1):
+            update_colour(spins, J, thresholds, seed, word_ids, site_ids, 2 * k + colour, colour,
+                          parity0)
     return spins
