@@ -133,7 +133,7 @@ def update_colour(spins, J, thresholds, seed, word_ids, site_ids, counter, colou
         (None for the ferromagnet).
     """
     W, shape = spins.shape[0], tuple(spins.shape[1:])
-    d, z = len(shape), 2 * len(shape)
+    z = 2 * len(shape)
     local, x, nbr, bond = _plan(shape, int(colour), int(parity0) % 2, ghosts is not None,
                                 str(spins.device))
     s_all, J_all = (spins, J) if ghosts is None else _extend(spins, J, ghosts)
