@@ -30,7 +30,8 @@ def ess_data(inp):
         ess = level_value(g, "ess_per_n")
         if ess is None:
             continue
-        rows.append((L, int(g.attrs.get(schema.GROUP_ATTR_LEVEL, 0)), str(g.attrs.get(schema.GROUP_ATTR_SOURCE, "")),
+        rows.append((L, int(g.attrs.get(schema.GROUP_ATTR_LEVEL, 0)),
+                     str(g.attrs.get(schema.GROUP_ATTR_SOURCE, "")),
                      nominal(g, grid(g)) if ess.size > 1 else None, ess, level_value(g, "acceptance")))
     if not rows:
         raise Skip(f"{up.filename}: no ESS data (attribute or dataset 'ess_per_n' in any level "
