@@ -15,6 +15,11 @@ from . import __version__
 FIX = "run: bash dev/install.sh (see INSTALL.md)"
 
 
+class _PmJ:
+    """A ±J model (what the multi-spin-coded kernel runs) for the kernel line."""
+    name, disorder = "edwards_anderson", "pm1"
+
+
 def _try(name):
     try:
         return importlib.import_module(name), None
@@ -82,9 +87,12 @@ def run_check(out=sys.stdout) -> int:
         line("deepspeed", version("deepspeed") + " (not imported; used by the train stage)")
     if importlib.util.find_spec("torch") is not None:
         from .mc.compiled import choose_kernel
+        from .mc.kernels import choose_spin_kernel
         from .models.spec import ISING
         kernel, why = choose_kernel("auto", ISING.name, "metropolis", "cpu")
-        line("MC kernel", f"{kernel} ({why})")  # what sample.kernel: auto runs on the CPU
+        line("MC kernel", f"{kernel} ({why})")  # sample.kernel: auto, float models on the CPU
+        msc = choose_spin_kernel("msc", _PmJ(), "metropolis", "cpu")
+        line("MSC kernel", f"{msc.implementation} ({msc.why})")  # ±J models
     if missing:
         print("\nMissing:", file=out)
         for m in missing:

@@ -100,6 +100,9 @@ class EquilibrationConfig:
     min_round_trips: int = 1
     #: the binning and identity tests fail beyond this many (Gaussian-equivalent) errors
     sigma: float = 4.0
+    #: train, upscale and analyze use only the samples that passed (false: every sample;
+    #: hpc_rg.io.equilibrated)
+    only_passed: bool = True
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,9 @@ class SampleConfig:
     metropolis_width: float = 1.0  #: phi4 Metropolis proposal half-width
     hmc: HmcConfig = field(default_factory=HmcConfig)
     langevin: LangevinConfig = field(default_factory=LangevinConfig)
-    kernel: Literal["auto", "torch", "compiled"] = "auto"  #: checkerboard kernel (auto: fastest here)
+    #: spin kernel (auto: fastest here; msc: multi-spin coded, ±J models; compiled / torch: float
+    #: checkerboard); see hpc_rg.mc.kernels
+    kernel: Literal["auto", "msc", "torch", "compiled"] = "auto"
     #: Monte Carlo also at these sizes (same temperatures, chains, samples): the L/2
     #: ensemble fixes the temperature rescaling; 2L, 4L are references for validation
     reference_sizes: tuple[int, ...] = ()

@@ -128,6 +128,12 @@ def _validate_sample(cfg: Config, problems: list[str]) -> None:
                                                                           "heatbath")):
         problems.append(f"{w}: sample.kernel=compiled: only for ising/edwards_anderson with "
                         f"metropolis or heatbath; use kernel: torch")
+    if s.kernel == "msc":
+        from hpc_rg.mc.kernels import msc_unsupported
+
+        why = msc_unsupported(cfg.model, s.algorithm)
+        if why is not None:
+            problems.append(f"{w}: sample.kernel=msc: {why}; use kernel: auto")
 
 
 def _validate_rank_count(cfg: Config, world_size: int, problems: list[str]) -> None:

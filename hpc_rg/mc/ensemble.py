@@ -25,6 +25,7 @@ import torch
 from hpc_rg.errors import HpcRgError
 from hpc_rg.mc import checkerboard as cb
 from hpc_rg.mc import compiled
+from hpc_rg.mc.kernels import choose_spin_kernel
 from hpc_rg.mc.layout import chain_layout
 from hpc_rg.mc.measurements import Measurements
 from hpc_rg.mc.tempering import ParallelTempering, TemperingState
@@ -162,20 +163,22 @@ class Ensemble(Measurements):
             else:
                 self._J = self._J_int = J.contiguous()
 
-        # ---------------------------------------------------------- compiled kernel
-        self._kernel = None  # sample.kernel: auto/compiled -> fused C++ sweep, bit-identical
-        if s.kernel == "auto":
-            self.kernel, self.kernel_reason = compiled.choose_kernel(s.kernel, self.model,
-                                                                     self.algorithm, dev)
-        else:
-            self.kernel, self.kernel_reason = s.kernel, f"sample.kernel: {s.kernel}"
-        if self.kernel == "compiled" and not self.spec.continuous and self.algorithm in cb.RULES:
-            self._kernel = compiled.compiled_or_none(
-                device=dev, rule=self.algorithm, global_shape=(self.L,) * self.dims,
-                seed=self._rng.seed, chain_ids=self.chain_ids, x0=self.x0, n0=Lx,
-                model=self.model, J=m.J, h=m.h, couplings=Jd, coupling_index=local_d)
-            if self._kernel is None:
-                self.kernel, self.kernel_reason = "torch", "the compiled kernel is unavailable"
+        # ---------------------------------------------------------- spin kernel
+        self._kernel = None  # compiled float checkerboard sweep (bit-identical to torch)
+        self._msc = None  # multi-spin-coded chains (hpc_rg.mc.msc), when chosen
+        self.kernel, self.kernel_reason = "torch", f"sample.kernel: {s.kernel}"
+        if not self.spec.continuous and self.algorithm in cb.RULES:
+            choice = choose_spin_kernel(s.kernel, m, self.algorithm, dev)
+            self.kernel, self.kernel_reason = choice.kernel, choice.why
+            if choice.kernel == "msc":
+                self._msc = self._make_msc(choice.implementation, Jd, local_d)
+            elif choice.kernel == "compiled":
+                self._kernel = compiled.compiled_or_none(
+                    device=dev, rule=self.algorithm, global_shape=(self.L,) * self.dims,
+                    seed=self._rng.seed, chain_ids=self.chain_ids, x0=self.x0, n0=Lx,
+                    model=self.model, J=m.J, h=m.h, couplings=Jd, coupling_index=local_d)
+                if self._kernel is None:
+                    self.kernel, self.kernel_reason = "torch", "the compiled kernel is unavailable"
 
         # ---------------------------------------------------------- tempering
         tcfg = s.tempering
@@ -185,6 +188,28 @@ class Ensemble(Measurements):
             state = TemperingState(self.n_ladders, 1.0 / self.grid, self.seed, tcfg.warn_below)
             self._pt = ParallelTempering(state, self.chain_ids, comms.across,
                                          emit_warnings=comms.is_root)
+
+    def _make_msc(self, implementation: str, Jd, local_d):
+        """The multi-spin-coded chains, started from the hot start ``self.x`` (which it then
+        replaces: ``self.x`` is None while the chains live as bits)."""
+        from hpc_rg.mc.msc.chains import MscChains
+
+        m = self.cfg.model
+        J = below = None
+        if self.spec.disordered:
+            J = self._J_int
+            if self.n_slabs > 1:
+                below = self._J[:, 0, 0]
+        elif float(m.J) < 0:  # antiferromagnet: every bond J = -1 in units of |J|
+            J = -torch.ones((self.B, self.dims) + self.local_shape, device=self.device)
+        msc = MscChains(self.chain_ids, self.x, J, below, self.algorithm,
+                        derive_seed(self.seed, "msc"), (self.L,) * self.dims, self.x0,
+                        self.slab, implementation)
+        self.x = None
+        self._J = self._J_int = None  # packed into the chains
+        self._msc_beta_scale = 1.0 if self.spec.disordered else abs(float(m.J))
+        msc.set_beta(self._beta_t[self.temp_index] * self._msc_beta_scale)
+        return msc
 
     # ================================================================ parameters
     def _refresh_params(self) -> None:
@@ -197,6 +222,8 @@ class Ensemble(Measurements):
         else:
             self._beta = torch.as_tensor(self._beta_t[ti], dtype=torch.float32,
                                          device=self.device)
+            if getattr(self, "_msc", None) is not None:
+                self._msc.set_beta(self._beta_t[ti] * self._msc_beta_scale)
 
     def _energy_couplings(self) -> dict:
         """Keyword couplings of :func:`hpc_rg.models.energy.energy_density` for the local
@@ -211,9 +238,23 @@ class Ensemble(Measurements):
     def sweep(self, n: int = 1) -> None:
         """Advance every local chain by ``n`` sweeps (collective over the world when slabs
         or tempering are involved: every rank must call it with the same ``n``)."""
+        if self._msc is not None:
+            return self._msc_sweeps(int(n))
         for _ in range(int(n)):
             self._one_sweep(self.sweeps_done)
             self.sweeps_done += 1
+            if self._pt is not None and self.sweeps_done % self._every == 0:
+                self._exchange(self.sweeps_done // self._every - 1)
+
+    def _msc_sweeps(self, n: int) -> None:
+        """``n`` sweeps of the multi-spin-coded chains, in runs between tempering exchanges."""
+        while n > 0:
+            run = n
+            if self._pt is not None:
+                run = min(n, self._every - self.sweeps_done % self._every)
+            self._msc.sweep(self.sweeps_done, run)
+            self.sweeps_done += run
+            n -= run
             if self._pt is not None and self.sweeps_done % self._every == 0:
                 self._exchange(self.sweeps_done // self._every - 1)
 
@@ -312,7 +353,7 @@ class Ensemble(Measurements):
 
     # ================================================================ tempering
     def _exchange(self, exchange_index: int) -> None:
-        energy = self._slab_sum(self._densities(("energy",)))[0]
+        energy = self.energies()
         self.temp_index = self._pt.exchange(energy, exchange_index)
         self._refresh_params()
 
@@ -333,7 +374,9 @@ class Ensemble(Measurements):
         """Everything needed to continue bit-identically (this rank's part)."""
         return {
             "chain_ids": self.chain_ids.copy(), "x0": self.x0,
-            "local_shape": tuple(self.local_shape), "config": self.x.detach().cpu().clone(),
+            "local_shape": tuple(self.local_shape), "kernel": self.kernel,
+            "config": None if self._msc is not None else self.x.detach().cpu().clone(),
+            "msc": None if self._msc is None else self._msc.state_dict(),
             "sweeps_done": int(self.sweeps_done), "temp_index": self.temp_index.copy(),
             "tempering": None if self._pt is None else self._pt.state.state_dict(),
             "generators": None if self._gens is None else [g.get_state() for g in self._gens],
@@ -346,7 +389,15 @@ class Ensemble(Measurements):
             raise HpcRgError("the saved sampler state belongs to another rank layout (chains "
                              "or slab differ); resume with the same number of ranks and "
                              "sample.ranks_per_replica")
-        self.x = d["config"].to(device=self.device, dtype=self.dtype).clone()
+        saved_msc = d.get("msc") is not None
+        if saved_msc != (self._msc is not None):
+            raise HpcRgError(f"the saved sampler state was made by the {d.get('kernel', 'float')} "
+                             f"kernel and this run uses {self.kernel} ({self.kernel_reason}); "
+                             f"resume with the same sample.kernel")
+        if self._msc is not None:
+            self._msc.load_state_dict(d["msc"])
+        else:
+            self.x = d["config"].to(device=self.device, dtype=self.dtype).clone()
         self.sweeps_done = int(d["sweeps_done"])
         self.temp_index = np.array(d["temp_index"], dtype=np.int64)
         if self._pt is not None:

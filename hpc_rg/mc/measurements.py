@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from hpc_rg.mc.msc import observables as mobs
 from hpc_rg.models.energy import energy_density
 from hpc_rg.models.lattice import forward_bond_products
 from hpc_rg.parallel.halo import exchange_halo
@@ -22,7 +23,9 @@ __all__ = ["Measurements"]
 class Measurements:
     """The observables of :class:`hpc_rg.mc.ensemble.Ensemble`, which holds the state they
     read: ``x`` (B, *local_shape), ``slab``/``n_slabs``, ``spec``, ``temp_index``, the
-    per-chain couplings (``_energy_couplings``) and the φ⁴ field scale ``_scale``."""
+    per-chain couplings (``_energy_couplings``) and the φ⁴ field scale ``_scale`` -- or, for
+    multi-spin-coded chains, ``_msc`` (:class:`hpc_rg.mc.msc.chains.MscChains`, then ``x`` is
+    None), whose observables are exact bit counts equal to the float path's numbers."""
     def _padded64(self) -> torch.Tensor:
         """Configuration as float64 with one ghost plane each side of axis 1."""
         return exchange_halo(self.x, self.slab if self.n_slabs > 1 else None).to(torch.float64)
@@ -73,6 +76,9 @@ class Measurements:
             ``action`` = total action S (dimensionless).
         """
         N = float(self.n_sites)
+        if self._msc is not None:
+            e, m1 = self._msc_totals()
+            return {"energy": e / N, "magnetization": m1 / N}
         if self.spec.continuous:
             e, m1, m2 = self._slab_sum(self._densities(("energy", "spin", "spin2")))
             pm = m1 / N * self._scale
@@ -84,7 +90,24 @@ class Measurements:
     def energies(self) -> np.ndarray:
         """Total energy of each local chain (phi^4: total action), shape (B,), float64.
         Collective over the slab."""
+        if self._msc is not None:
+            return self._msc_totals(with_spins=False)[0]
         return self._slab_sum(self._densities(("energy",)))[0]
+
+    def _msc_totals(self, with_spins: bool = True) -> np.ndarray:
+        """Multi-spin-coded chains: total energy and (``with_spins``) total magnetisation,
+        ``(2 or 1, B)`` float64, from exact bit counts (collective over the slab)."""
+        bits = self._msc.bits()
+        counts = [mobs.unsatisfied_bonds(bits, self._msc.coupling_bits())]
+        if with_spins:
+            counts.append(mobs.down_spins(bits))
+        tot = self._slab_sum(np.stack(counts).astype(np.float64)[..., None])
+        N, d = float(self.n_sites), self.dims
+        scale = 1.0 if self.spec.disordered else abs(float(self.cfg.model.J))
+        out = [-scale * (d * N - 2.0 * tot[0])]
+        if with_spins:
+            out.append(N - 2.0 * tot[1])
+        return np.stack(out)
 
     def pair_observables(self):
         """Replica overlaps at every temperature (Edwards-Anderson; collective over the slab).
@@ -105,6 +128,17 @@ class Measurements:
         pairs = [(a, b) for a in range(R) for b in range(a + 1, R)]
         who = np.argsort(self.temp_index.reshape(Dl, R, T), axis=-1)  # member at temp t
         idx = (np.arange(Dl)[:, None, None] * R + np.arange(R)[None, :, None]) * T + who
+        N = float(self.n_sites)
+        if self._msc is not None:
+            bits = self._msc.bits()
+            diff = np.stack([mobs.pair_differences(bits, idx[:, a, :].reshape(-1),
+                                                   idx[:, b, :].reshape(-1)) for a, b in pairs], 1) \
+                if pairs else np.zeros((2, 0, Dl * T), dtype=np.int64)
+            tot = self._slab_sum(diff.astype(np.float64)[..., None])  # (2, P, Dl*T)
+            q = np.moveaxis((N - 2.0 * tot[0]).reshape(len(pairs), Dl, T), 0, -1) / N
+            ql = np.moveaxis((self.dims * N - 2.0 * tot[1]).reshape(len(pairs), Dl, T), 0, -1) \
+                / (N * self.dims)
+            return self.d_indices.copy(), {"overlap": q, "link_overlap": ql}
         p = self._padded64()
         s = p[:, 1:-1]
         bonds = torch.stack(forward_bond_products(p), dim=1)  # (B, d, *local)
@@ -118,7 +152,6 @@ class Measurements:
         Lx = self.local_shape[0]
         arr = torch.stack(planes, dim=1).cpu().numpy() if planes else np.zeros((2, 0, 0, Lx))
         tot = self._slab_sum(arr)  # (2, P, Dl*T)
-        N = float(self.n_sites)
         q = np.moveaxis(tot[0].reshape(len(pairs), Dl, T), 0, -1) / N
         ql = np.moveaxis(tot[1].reshape(len(pairs), Dl, T), 0, -1) / (N * self.dims)
         return self.d_indices.copy(), {"overlap": q, "link_overlap": ql}
@@ -128,6 +161,8 @@ class Measurements:
 
         int8 +-1 spins, or float32 fields (phi^4, in the deck's parametrisation).
         """
+        if self._msc is not None:
+            return self._msc.spins_pm(torch.int8).cpu().numpy()
         if self.spec.continuous:
             scale = torch.as_tensor(self._scale, dtype=self.x.dtype, device=self.x.device)
             return (self.x * scale.reshape((-1,) + (1,) * self.dims)).to(torch.float32).cpu().numpy()

@@ -98,19 +98,35 @@ def run_sample(cfg, comms, stop, resume: bool, device) -> None:
 
 
 def _announce_kernel(cfg, comms, device) -> None:
-    """Build the compiled kernel once (rank 0 first) when it may be used, and log which
-    checkerboard kernel the chains run and why (one line)."""
+    """Build the compiled kernels once (rank 0 first) when they may be used, and log which
+    spin kernel the chains run and why (one line)."""
     from ..mc import compiled
+    from ..mc.kernels import choose_spin_kernel, msc_unsupported
 
-    s, name = cfg.sample, cfg.model.name
-    applies = name in compiled.MODELS and s.algorithm in compiled.RULES
-    if s.kernel != "torch" and applies and str(device).startswith("cpu"):
+    s, m = cfg.sample, cfg.model
+    if s.algorithm not in compiled.RULES or m.spec.continuous:
+        return  # cluster moves, HMC, Langevin, phi^4: no spin kernel to choose
+    if s.kernel != "torch" and str(device).startswith("cpu"):
+        if s.kernel in ("auto", "msc") and msc_unsupported(m, s.algorithm) is None:
+            _build_msc_once(comms.world)
         compiled.build_once(comms.world)
-    if s.algorithm not in compiled.RULES:
-        return  # cluster moves, HMC, Langevin: no checkerboard kernel to choose
-    kernel, why = compiled.choose_kernel(s.kernel, name, s.algorithm, device)
-    if comms.is_root and not (s.kernel == "compiled" and kernel == "torch"):  # that one warns
-        log.info(f"[sample] Monte Carlo kernel: {kernel} ({why})")
+    choice = choose_spin_kernel(s.kernel, m, s.algorithm, device)
+    if comms.is_root and not (s.kernel == "compiled" and choice.kernel == "torch"):  # that warns
+        log.info(f"[sample] Monte Carlo kernel: {choice.kernel} ({choice.why})")
+
+
+def _build_msc_once(comm) -> None:
+    """Collective: rank 0 builds (or finds) the multi-spin-coded kernel, then the others load
+    it (a failure is reported by the kernel choice, never raised here)."""
+    from ..mc.compiled import KernelUnavailable
+    from ..mc.msc import compiled as msc_compiled
+
+    if comm.Get_rank() == 0:
+        try:
+            msc_compiled.load_library()
+        except KernelUnavailable:
+            pass
+    comm.Barrier()
 
 
 def _ckpt_name(cfg, L: int) -> str:

@@ -138,6 +138,10 @@ def test_sweep_equals_single_domain_checkerboard_kernel():
          temps=(0.5, 1.0, 1.5), model_extra={"disorder_samples": 2}),
     dict(model="phi4", algorithm="hmc", temps=(0.1, 0.2)),
     dict(model="phi4", algorithm="wolff", temps=(0.2, 0.3)),
+    dict(model="ising", dims=3, L=4, algorithm="metropolis", pt=True, chains=3,
+         temps=(3.5, 4.5, 5.5), kernel="msc"),
+    dict(model="edwards_anderson", dims=3, L=4, algorithm="heatbath", pt=True, kernel="msc",
+         temps=(0.5, 1.0, 1.5), model_extra={"disorder_samples": 2, "disorder": "pm1"}),
 ])
 def test_state_dict_continues_bit_identically(case):
     cfg = make_cfg(**case, every=2)
@@ -161,6 +165,93 @@ def test_state_dict_rejects_other_layout():
     b = self_ensemble(make_cfg(chains=3))
     with pytest.raises(Exception, match="layout"):
         b.load_state_dict(a.state_dict())
+
+
+def test_state_dict_rejects_other_kernel_family():
+    """A float-kernel checkpoint cannot continue as multi-spin-coded chains (or back)."""
+    a = self_ensemble(make_cfg(chains=2))
+    b = self_ensemble(make_cfg(chains=2, kernel="msc"))
+    with pytest.raises(Exception, match="same sample.kernel"):
+        b.load_state_dict(a.state_dict())
+    with pytest.raises(Exception, match="same sample.kernel"):
+        a.load_state_dict(b.state_dict())
+
+
+# =========================================================================== multi-spin coding
+MSC_CASES = [
+    dict(model="ising", dims=1, L=16, chains=5, temps=(0.8, 1.2, 2.0)),
+    dict(model="ising", dims=2, L=8, chains=5, temps=(2.0, 2.3, 2.6, 3.0), algorithm="heatbath"),
+    dict(model="ising", dims=3, L=4, chains=3, temps=(4.0, 4.5, 5.0), model_extra={"J": -1.0}),
+    dict(model="edwards_anderson", dims=2, L=4, temps=(0.6, 1.0, 1.6),
+         model_extra={"disorder_samples": 3, "disorder": "pm1", "replicas": 3}),
+    dict(model="edwards_anderson", dims=3, L=4, temps=(0.6, 1.0, 1.6, 2.0, 2.4),
+         model_extra={"disorder_samples": 7, "disorder": "pm1"}),  # 140 chains: 3 words
+]
+
+
+def _float_view(e):
+    """The float-path Measurements of the same configurations (couplings unpacked)."""
+    from hpc_rg.mc.msc import layout
+
+    msc = e._msc
+    e._msc, e.x = None, torch.as_tensor(e_configs := msc.spins_pm(torch.int8)).float()
+    if msc.J is not None and e.spec.disordered:
+        e._J = e._J_int = layout.unpack_couplings(msc.J)[msc.rows]
+    return msc, e_configs
+
+
+@pytest.mark.parametrize("case", MSC_CASES)
+def test_msc_observables_equal_the_float_path(case):
+    """Energies, magnetisations, overlaps and link overlaps from bit counts == the float
+    Measurements on the unpacked configurations, exactly; tempering moved labels."""
+    e = self_ensemble(make_cfg(**case, pt=True, every=1, kernel="msc"))
+    assert e.kernel == "msc" and e.x is None
+    e.sweep(9)
+    m, (d, p), c = e.measure(), e.pair_observables(), e.configs()
+    assert c.dtype == np.int8 and c.shape == (e.B,) + e.local_shape
+    assert set(np.unique(c)) <= {-1, 1}
+    _float_view(e)
+    assert np.array_equal(e.configs(), c)
+    for k, v in e.measure().items():
+        assert np.array_equal(m[k], v), k
+    for k, v in e.pair_observables()[1].items():
+        assert np.array_equal(p[k], v), k
+    assert e.tempering_stats()["accepts"].sum() > 0
+
+
+@pytest.mark.parametrize("case", MSC_CASES[1:4:2])
+def test_msc_torch_and_compiled_chains_are_bit_identical(case):
+    """The torch version of the multi-spin-coded chains (the CUDA path) == the compiled one,
+    tempering included."""
+    a = self_ensemble(make_cfg(**case, pt=True, every=2, kernel="msc"))
+    b = self_ensemble(make_cfg(**case, pt=True, every=2, kernel="msc"))
+    b._msc.impl = "torch"
+    assert a._msc.impl == "compiled"
+    a.sweep(11)
+    b.sweep(11)
+    assert np.array_equal(a.configs(), b.configs()) and np.array_equal(a.temp_index, b.temp_index)
+
+
+def test_msc_sweep_equals_the_standalone_kernel():
+    """Without tempering the ensemble's sweep is :func:`hpc_rg.mc.msc.sweep_torch.sweep` on the
+    lane map chain c -> lane c % 64 of word c // 64, seed derive_seed(seed, "msc")."""
+    from hpc_rg.mc.msc import layout, sweep_torch
+    from hpc_rg.models.lattice import global_site_ids
+    from hpc_rg.rng import derive_seed
+
+    temps = (2.0, 2.5)
+    e = self_ensemble(make_cfg(chains=40, temps=temps, kernel="msc"))  # 80 chains: 2 words
+    x = torch.ones((128, 8, 8), dtype=torch.int8)
+    x[:80] = torch.as_tensor(e.configs())
+    beta = torch.zeros(128, dtype=torch.float64)
+    beta[:80] = torch.as_tensor(1.0 / np.asarray(temps)[e.temp_index])
+    thr = layout.thresholds(beta.view(2, 64), 2, "metropolis")
+    thr[1, :, 0] |= layout.pack_spins(torch.where(torch.arange(64) < 16, 1, -1).view(64, 1)).view(())
+    words = layout.pack_spins(x)
+    sweep_torch.sweep(words, None, thr, derive_seed(7, "msc"), torch.arange(2), global_site_ids((8, 8)),
+                      0, n_sweeps=5)
+    e.sweep(5)
+    assert np.array_equal(layout.unpack_spins(words, torch.int8)[:80].numpy(), e.configs())
 
 
 def test_tempering_moves_labels_and_reports_stats():
@@ -199,6 +290,10 @@ DECOMPOSITION_CASES = [
     dict(model="edwards_anderson", dims=3, L=4, algorithm="heatbath", temps=(0.8, 1.6),
          model_extra={"disorder_samples": 1, "disorder": "pm1"}),
     dict(model="phi4", dims=2, L=8, algorithm="metropolis", temps=(0.2, 0.3)),
+    dict(model="ising", dims=2, L=8, algorithm="metropolis", chains=2, kernel="msc"),
+    dict(model="ising", dims=3, L=4, algorithm="heatbath", kernel="msc"),
+    dict(model="edwards_anderson", dims=3, L=4, algorithm="metropolis", pt=True, kernel="msc",
+         temps=(0.6, 1.0, 1.6), model_extra={"disorder_samples": 2, "disorder": "pm1"}),
 ]
 
 
@@ -240,6 +335,10 @@ def test_slab_decomposition_is_bit_identical(case):
     dict(model="ising", chains=1, temps=(2.0, 2.3, 2.6), algorithm="swendsen_wang"),
     dict(model="edwards_anderson", dims=3, L=4, temps=(0.6, 1.0, 1.6),
          model_extra={"disorder_samples": 3}),
+    # multi-spin coded: groups share words (chains not 64-aligned), idle lanes differ
+    dict(model="ising", chains=7, temps=(2.0, 2.3, 2.6, 3.0), algorithm="heatbath", kernel="msc"),
+    dict(model="edwards_anderson", dims=3, L=4, temps=(0.6, 1.0, 1.6), kernel="msc",
+         model_extra={"disorder_samples": 9, "disorder": "pm1"}),
 ])
 def test_tempering_over_groups_equals_one_rank(case):
     """PT with the ladders spread over 2 groups (one rank each) == the 1-rank run."""
@@ -272,8 +371,9 @@ def _by_temperature(values, temp_index, n_ladders, T):
     return np.take_along_axis(np.asarray(values).reshape(n_ladders, T), who, axis=1)
 
 
+@pytest.mark.parametrize("kernel", ["torch", "msc"])
 @pytest.mark.parametrize("chains,sweeps", [(16, 3000), pytest.param(32, 40000, marks=pytest.mark.slow)])
-def test_tempering_ising2d_matches_kaufman(chains, sweeps):
+def test_tempering_ising2d_matches_kaufman(chains, sweeps, kernel):
     """2D Ising L=8, PT over 6 temperatures in [2, 3]: energy and specific heat per site
     agree with Kaufman's exact finite-lattice result within 4 sigma at every temperature."""
     from hpc_rg.analysis.exact import ising2d_energy, ising2d_specific_heat
@@ -281,7 +381,8 @@ def test_tempering_ising2d_matches_kaufman(chains, sweeps):
 
     temps = tuple(np.linspace(2.0, 3.0, 6))
     T, L, every = len(temps), 8, 2
-    e = self_ensemble(make_cfg(L=L, temps=temps, chains=chains, pt=True, every=every, seed=3))
+    e = self_ensemble(make_cfg(L=L, temps=temps, chains=chains, pt=True, every=every, seed=3,
+                               kernel=kernel))
     e.sweep(300)
     series = np.empty((sweeps // every, chains, T))
     for k in range(len(series)):
@@ -364,15 +465,18 @@ def test_ea_pm1_overlap_distribution_symmetric(D, sweeps):
     assert q2[0] > 2 * q2[-1]
 
 
+@pytest.mark.parametrize("disorder,kernel", [("gaussian", "torch"), ("pm1", "msc")])
 @pytest.mark.parametrize("sweeps", [3000, pytest.param(60000, marks=pytest.mark.slow)])
-def test_ea2d_sample_matches_enumeration(sweeps):
-    """One 2D Gaussian EA sample, L=4, 4 replicas with PT: <e> and <q_l> at each
-    temperature equal exact enumeration over the 2^16 states within 4 sigma."""
+def test_ea2d_sample_matches_enumeration(sweeps, disorder, kernel):
+    """One 2D EA sample (Gaussian: float kernel; ±J: multi-spin coded), L=4, 4 replicas with
+    PT: <e> and <q_l> at each temperature equal exact enumeration over the 2^16 states
+    within 4 sigma."""
     from hpc_rg.analysis.observables import mean
 
     temps, R = (0.6, 1.0, 1.5), 4
     cfg = make_cfg("edwards_anderson", dims=2, L=4, temps=temps, pt=True, every=2, seed=5,
-                   model_extra={"disorder_samples": 1, "replicas": R})
+                   model_extra={"disorder_samples": 1, "replicas": R, "disorder": disorder},
+                   kernel=kernel)
     e = self_ensemble(cfg)
     e.sweep(300)
     es, qls = [], []
@@ -383,7 +487,7 @@ def test_ea2d_sample_matches_enumeration(sweeps):
     idx = np.arange(2 ** 16)
     states = torch.as_tensor(((idx[:, None] >> np.arange(16)) & 1) * 2 - 1,
                              dtype=torch.float64).view(-1, 4, 4)
-    J = ea.couplings(4, 2, "gaussian", 5, 0, dtype=torch.float64)
+    J = ea.couplings(4, 2, disorder, 5, 0, dtype=torch.float64)
     E = ea.energy(states, J)
     bonds = torch.stack([states * torch.roll(states, -1, 1), states * torch.roll(states, -1, 2)], 1)
     for i, t in enumerate(temps):

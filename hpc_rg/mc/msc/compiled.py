@@ -28,7 +28,8 @@ from hpc_rg.mc.compiled import KernelUnavailable, build_shared_library
 from hpc_rg.mc.msc import rng
 from hpc_rg.mc.msc.sweep_torch import _extend
 
-__all__ = ["ISAS", "load_library", "vector_words", "update_colour", "sweep", "KernelUnavailable"]
+__all__ = ["ISAS", "load_library", "vector_words", "update_colour", "sweep", "chain_bits",
+           "KernelUnavailable"]
 
 SOURCE = Path(__file__).with_name("msc_kernel.cpp")
 ISAS = {"AVX512": ["-mavx512f", "-mavx512dq"], "AVX2": ["-mavx2"], "SCALAR": []}
@@ -43,6 +44,13 @@ class _Args(ctypes.Structure):
     _fields_ = [("d", _i), ("W", _i), ("n0", _i), ("n1", _i), ("n2", _i), ("ghost", _i),
                 ("par0", _i), ("colours", _i), ("site_ids", _p), ("s", _p), ("J", _p), ("J_inner", _i),
                 ("thr", _p), ("wkey", _p), ("active", _p), ("nactive", _i), ("counter0", _i), ("nsweeps", _i)]
+
+
+class _BitsArgs(ctypes.Structure):
+    """Mirror of ``struct BitsArgs`` in msc_kernel.cpp."""
+    _i, _p = ctypes.c_int64, ctypes.c_void_p
+    _fields_ = [("d", _i), ("W", _i), ("n0", _i), ("n1", _i), ("n2", _i), ("s", _p), ("above", _p),
+                ("bonds", _i), ("out", _p)]
 
 
 def default_isa() -> str:
@@ -68,6 +76,8 @@ def load_library(isa: str | None = None) -> ctypes.CDLL:
             lib.msc_update.argtypes = [ctypes.POINTER(_Args)]
             lib.msc_update.restype = ctypes.c_int64
             lib.msc_vector_words.restype = ctypes.c_int64
+            lib.msc_chain_bits.argtypes = [ctypes.POINTER(_BitsArgs)]
+            lib.msc_chain_bits.restype = ctypes.c_int64
             _LIBS[isa] = lib
         return _LIBS[isa]
 
@@ -158,3 +168,27 @@ def sweep(spins, J, thresholds, seed, word_ids, site_ids, sweep_index, parity0=0
         raise ValueError(f"n_sweeps must be >= 1, got {n_sweeps}")
     return _run(spins, J, thresholds, seed, word_ids, site_ids, 2 * int(sweep_index), 2, parity0,
                 None, isa, n_sweeps)
+
+
+def chain_bits(spins, above=None, bonds=True, isa=None) -> torch.Tensor:
+    """As :func:`hpc_rg.mc.msc.layout.chain_bits` (bit-identical): per-lane bit strings
+    ``(64 W, 1 + d bonds, ceil(N / 64))`` int64 of the spin words ``(W, *L)``."""
+    lib = load_library(isa)
+    W, shape = spins.shape[0], tuple(spins.shape[1:])
+    d = len(shape)
+    if not 1 <= d <= 3:
+        raise ValueError(f"chain_bits takes 1 to 3 dimensions, got spins of shape {tuple(spins.shape)}")
+    _check(spins, "spins")
+    if above is not None:
+        _check(above, "above", (W,) + shape[1:])
+    N = spins[0].numel()
+    P, M = 1 + (d if bonds else 0), -(-N // 64)
+    out = torch.empty((64 * W, P, M), dtype=torch.int64)
+    a = _BitsArgs()
+    a.d, a.W = d, W
+    a.n0, a.n1, a.n2 = (shape + (1, 1))[:3]
+    a.s, a.above, a.bonds = spins.data_ptr(), 0 if above is None else above.data_ptr(), int(bool(bonds))
+    a.out = out.data_ptr()
+    if W and lib.msc_chain_bits(ctypes.byref(a)):
+        raise RuntimeError("compiled MSC chain_bits failed")
+    return out

@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 
 __all__ = ["LANES", "RULES", "pack_spins", "unpack_spins", "pack_couplings", "unpack_couplings",
-           "lane_counts", "thresholds", "energy", "overlap"]
+           "lane_counts", "thresholds", "energy", "overlap", "chain_bits", "bits_to_spins"]
 
 LANES = 64
 RULES = ("metropolis", "heatbath")
@@ -146,3 +146,37 @@ def overlap(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Overlap ``q = (1/N) Σ_x s^a_x s^b_x`` of lane b of ``a`` with lane b of ``b``, ``(W, 64)`` float64."""
     N = a[0].numel()
     return 1.0 - 2.0 * lane_counts(a ^ b).to(torch.float64) / N
+
+
+def chain_bits(spins: torch.Tensor, above: torch.Tensor | None = None, bonds: bool = True) -> torch.Tensor:
+    """Per-lane bit strings ``(64 W, P, M)`` int64 of spin words ``(W, *L)``, M = ceil(N / 64).
+
+    Row 64 w + b is lane b of word w; bit i of ``[., p, m]`` is site 64 m + i (row-major, zero
+    beyond N). Plane 0: the spin bits (1 = s is -1); planes 1 + mu (``bonds``): the bond bits
+    ``s_x ^ s_{x + e_mu}`` (1 = s_x s_{x+e_mu} = -1), periodic along axes 1.., and along axis 0
+    the last plane pairs with ``above`` ``(W, *L[1:])`` when given (a slab), else with plane 0.
+    The reference of the compiled ``msc_chain_bits``, bit-identical.
+    """
+    W, shape = spins.shape[0], tuple(spins.shape[1:])
+    N = spins[0].numel()
+    planes = [spins]
+    if bonds:
+        for mu in range(len(shape)):
+            nxt = torch.roll(spins, -1, mu + 1)
+            if mu == 0 and above is not None:
+                nxt = torch.cat([spins[:, 1:], above.unsqueeze(1)], 1)
+            planes.append(spins ^ nxt)
+    M = -(-N // LANES)
+    out = []
+    for pl in planes:
+        bits = _unpack_bits(pl.reshape(W, N))  # (W, N, 64)
+        bits = bits.permute(0, 2, 1).reshape(W * LANES, N)
+        bits = torch.nn.functional.pad(bits, (0, M * LANES - N)).reshape(W * LANES, M, LANES)
+        out.append(_pack_bits(bits, 2))
+    return torch.stack(out, 1)
+
+
+def bits_to_spins(bits: torch.Tensor, n_sites: int, dtype=torch.int8) -> torch.Tensor:
+    """Plane-0 bit strings ``(B, M)`` -> ±1 spins ``(B, n_sites)`` of ``dtype``."""
+    b = _unpack_bits(bits).reshape(bits.shape[0], -1)[:, :n_sites]
+    return (1 - 2 * b).to(dtype)

@@ -282,4 +282,58 @@ int64_t msc_update(const Args* ap) {
     return 0;
 }
 
+// ---------------------------------------------------------------------------- chain bits
+// Per-lane bit strings for measurements: lane b of word w becomes row 64 w + b of
+// out (64 W, P, M), M = ceil(N / 64), bit i of out[., p, m] = site 64 m + i (zero beyond N),
+// plane p = 0: the spin bits, p = 1 + mu: the bond bits s_x ^ s_{x + e_mu} (periodic along
+// axes 1, 2; along axis 0 the last plane pairs with `above` when given, else with plane 0).
+
+static inline void transpose64(uint64_t a[64]) {  // a[i] bit j -> a[j] bit i
+    uint64_t m = 0x00000000FFFFFFFFULL;
+    for (int j = 32; j != 0; j >>= 1, m ^= (m << j))
+        for (int k = 0; k < 64; k = ((k | j) + 1) & ~j) {
+            const uint64_t t = ((a[k] >> j) ^ a[k | j]) & m;
+            a[k] ^= t << j;
+            a[k | j] ^= t;
+        }
+}
+
+struct BitsArgs {       // mirror of hpc_rg.mc.msc.compiled._BitsArgs
+    int64_t d, W, n0, n1, n2;
+    const int64_t* s;       // (W, n0 n1 n2) spin words
+    const int64_t* above;   // (W, n1 n2) the plane after the last along axis 0, or null
+    int64_t bonds;          // 1: planes 1..d too
+    int64_t* out;           // (64 W, 1 + d bonds, M)
+};
+
+int64_t msc_chain_bits(const BitsArgs* ap) {
+    const BitsArgs& a = *ap;
+    if (a.d < 1 || a.d > 3 || a.W < 0) return 1;
+    const int64_t n0 = a.n0, n1 = a.n1, n2 = a.n2, N = n0 * n1 * n2, M = (N + 63) / 64;
+    const int64_t P = 1 + (a.bonds ? a.d : 0), plane = n1 * n2;
+    uint64_t blk[64];
+    for (int64_t w = 0; w < a.W; ++w) {
+        const uint64_t* s = (const uint64_t*)a.s + w * N;
+        const uint64_t* up = a.above ? (const uint64_t*)a.above + w * plane : s;
+        uint64_t* out = (uint64_t*)a.out + (64 * w) * P * M;
+        for (int64_t p = 0; p < P; ++p)
+            for (int64_t m = 0; m < M; ++m) {
+                for (int64_t i = 0; i < 64; ++i) {
+                    const int64_t x = 64 * m + i;
+                    if (x >= N) { blk[i] = 0; continue; }
+                    if (p == 0) { blk[i] = s[x]; continue; }
+                    const int64_t i0 = x / plane, r = x % plane, i1 = r / n2, i2 = r % n2;
+                    uint64_t y;
+                    if (p == 1) y = i0 + 1 < n0 ? s[x + plane] : up[r];
+                    else if (p == 2) y = s[i0 * plane + (i1 + 1 < n1 ? i1 + 1 : 0) * n2 + i2];
+                    else y = s[i0 * plane + i1 * n2 + (i2 + 1 < n2 ? i2 + 1 : 0)];
+                    blk[i] = s[x] ^ y;
+                }
+                transpose64(blk);
+                for (int64_t b = 0; b < 64; ++b) out[(b * P + p) * M + m] = blk[b];
+            }
+    }
+    return 0;
+}
+
 }  // extern "C"

@@ -1,0 +1,184 @@
+"""The local chains of the sample stage held one spin per bit: multi-spin-coded state and sweeps.
+
+Lane map: global chain ``c`` is lane ``c % 64`` of global word ``c // 64``. A rank holds the
+words its chains fall in; lanes of those words that are not its chains are *idle*: they
+always flip (no random digit is spent on them) and are never read. Because the random words
+of :mod:`hpc_rg.mc.msc.rng` are keyed by the global word id and the global site id, a chain
+draws the same bits whichever rank, group or slab holds it: results are bit-identical for
+any number of ranks (idle lanes differ, live lanes do not -- a lane's decision reads only its
+own bit of each random word).
+
+Parallel tempering changes a chain's inverse temperature only: :meth:`MscChains.set_beta`
+rewrites that lane's thresholds (a label swap inside the word), the bits stay where they are.
+
+Slabs (``slab`` communicator of S > 1 ranks, first lattice axis): every colour update first
+exchanges the ghost planes of the packed words (one int64 per lane-plane site), so an update
+reads 64 systems' neighbours per message word.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from hpc_rg.mc.msc import layout
+from hpc_rg.mc.msc import sweep_torch
+from hpc_rg.parallel.halo import exchange_halo
+
+__all__ = ["MscChains", "IMPLEMENTATIONS"]
+
+IMPLEMENTATIONS = ("compiled", "torch")
+
+
+class MscChains:
+    """B chains of a ±J model (Edwards-Anderson or Ising ferromagnet) as spin words.
+
+    Parameters
+    ----------
+    chain_ids : int64 array (B,)
+        Global chain ids of the local chains (ascending).
+    spins : Tensor (B, *local_shape)
+        Initial ±1 spins (any dtype) of the local slab.
+    couplings : Tensor (B, d, *local_shape) or None
+        ±1 couplings ``J[mu, x]`` of bond (x, x + e_mu) per chain; None: all +1.
+    couplings_below : Tensor (B, *local_shape[1:]) or None
+        ``J[0]`` of the plane just below the slab (slabs with couplings only).
+    rule : {"metropolis", "heatbath"}
+    seed : int
+        Seed of the random words (:mod:`hpc_rg.mc.msc.rng`).
+    global_shape : tuple of int
+        The full lattice; the slab starts at plane ``x0`` of its first axis.
+    slab : mpi4py communicator or None
+        The ranks sharing each configuration (None or size 1: periodic, undivided).
+    implementation : {"compiled", "torch"}
+        The C++ kernel (CPU) or the torch reference (CPU / CUDA), bit-identical.
+    """
+
+    def __init__(self, chain_ids, spins, couplings, couplings_below, rule, seed, global_shape, x0,
+                 slab=None, implementation="compiled"):
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}")
+        self.rule, self.seed, self.impl = rule, int(seed), implementation
+        self.device = spins.device
+        self.slab = slab if slab is not None and slab.Get_size() > 1 else None
+        self.local_shape = tuple(spins.shape[1:])
+        self.d = len(self.local_shape)
+        self.x0 = int(x0)
+        chain_ids = np.asarray(chain_ids, dtype=np.int64)
+        self.B = len(chain_ids)
+        self.word_ids = np.unique(chain_ids // layout.LANES)
+        self.W = len(self.word_ids)
+        # row of chain b in the lane-major (64 W, ...) view: 64 * local word + lane
+        self.rows = torch.as_tensor(np.searchsorted(self.word_ids, chain_ids // layout.LANES)
+                                    * layout.LANES + chain_ids % layout.LANES, device=self.device)
+        live = torch.zeros(self.W * layout.LANES, dtype=torch.bool, device=self.device)
+        live[self.rows] = True
+        # bit b of _idle[w] = 1: lane b of word w holds no local chain
+        self._idle = layout.pack_spins(torch.where(live, 1, -1).view(-1, 1)).view(self.W)
+        self.spins = self._pack(spins)
+        self.J = None if couplings is None else self._pack(couplings)
+        self.J_below = None
+        if self.slab is not None and couplings_below is not None:
+            self.J_below = self._pack(couplings_below)
+        from hpc_rg.models.lattice import global_site_ids
+        self.site_ids = global_site_ids(global_shape, self.x0, self.x0 + self.local_shape[0],
+                                        device=self.device)
+        self._word_ids_t = torch.as_tensor(self.word_ids, dtype=torch.int64)
+        self._beta = torch.zeros(self.W * layout.LANES, dtype=torch.float64)
+        self.thresholds = None
+        self._jbits = None
+
+    # ------------------------------------------------------------------ packing
+    def _pack(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-chain ±1 tensor (B, ...) -> words (W, ...), idle lanes +1 (bit 0)."""
+        full = torch.ones((self.W * layout.LANES,) + tuple(x.shape[1:]), dtype=torch.int8,
+                          device=self.device)
+        full[self.rows] = x.to(device=self.device, dtype=torch.int8)
+        return layout.pack_spins(full).contiguous()
+
+    def set_beta(self, beta) -> None:
+        """Inverse temperature of every local chain, ``(B,)`` float64 (units of 1/|J|)."""
+        b = torch.zeros(self.W * layout.LANES, dtype=torch.float64)
+        b[self.rows.cpu()] = torch.as_tensor(np.asarray(beta, dtype=np.float64))
+        if self.thresholds is not None and torch.equal(b, self._beta):
+            return
+        self._beta = b
+        thr = layout.thresholds(b.reshape(self.W, layout.LANES), self.d, self.rule)
+        thr[:, :, 0] |= self._idle.cpu().view(self.W, 1)  # idle lanes: always flip
+        self.thresholds = thr.to(self.device).contiguous()
+
+    # ------------------------------------------------------------------ updates
+    def _kernel(self):
+        if self.impl == "compiled":
+            from hpc_rg.mc.msc import compiled
+            return compiled
+        return sweep_torch
+
+    def sweep(self, first: int, n: int) -> None:
+        """Checkerboard sweeps ``first .. first + n - 1`` of every chain (collective over the
+        slab): colour 0 then colour 1, random counter ``2 * sweep + colour``."""
+        if self.W == 0 or n < 1:
+            return
+        k = self._kernel()
+        parity0 = self.x0 % 2
+        if self.slab is None:
+            k.sweep(self.spins, self.J, self.thresholds, self.seed, self._word_ids_t, self.site_ids,
+                    first, parity0=parity0, n_sweeps=n)
+            return
+        for s in range(first, first + n):
+            for colour in (0, 1):
+                padded = exchange_halo(self.spins, self.slab)
+                ghosts = (padded[:, 0].contiguous(), padded[:, -1].contiguous(), self.J_below)
+                k.update_colour(self.spins, self.J, self.thresholds, self.seed, self._word_ids_t,
+                                self.site_ids, 2 * s + colour, colour, parity0=parity0,
+                                ghosts=ghosts)
+
+    # ------------------------------------------------------------------ reading
+    def _above(self):
+        """The plane after the slab's last along axis 0 (collective over the slab), or None."""
+        if self.slab is None:
+            return None
+        return exchange_halo(self.spins, self.slab)[:, -1].contiguous()
+
+    def _chain_bits(self, words, above=None, bonds=True) -> torch.Tensor:
+        if self.impl == "compiled":
+            from hpc_rg.mc.msc import compiled
+            out = compiled.chain_bits(words, above, bonds)
+        else:
+            out = layout.chain_bits(words, above, bonds)
+        return out[self.rows]
+
+    def bits(self, bonds: bool = True) -> np.ndarray:
+        """Per-chain bit strings of the slab, ``(B, 1 + d, M)`` uint64 (collective over the slab
+        when ``bonds``): plane 0 the spins, 1 + mu the bonds along mu (see
+        :func:`hpc_rg.mc.msc.layout.chain_bits`)."""
+        above = self._above() if bonds else None
+        return self._chain_bits(self.spins, above, bonds).cpu().numpy().view(np.uint64)
+
+    def coupling_bits(self) -> np.ndarray | None:
+        """Per-chain coupling bit strings ``(B, d, M)`` uint64 (bit 1: J = -1); None without
+        couplings. Cached: the couplings never change."""
+        if self.J is None:
+            return None
+        if self._jbits is None:
+            planes = [self._chain_bits(self.J[:, mu].contiguous(), bonds=False)[:, 0]
+                      for mu in range(self.d)]
+            self._jbits = torch.stack(planes, 1).cpu().numpy().view(np.uint64)
+        return self._jbits
+
+    def spins_pm(self, dtype=torch.int8) -> torch.Tensor:
+        """±1 spins of the local chains, ``(B, *local_shape)`` of ``dtype``."""
+        bits = self.bits(bonds=False)[:, 0]
+        n = int(np.prod(self.local_shape))
+        b = np.unpackbits(bits.view(np.uint8), axis=1, bitorder="little")[:, :n]
+        pm = 1 - 2 * b.astype(np.int8)
+        return torch.from_numpy(pm).to(self.device, dtype).reshape((self.B,) + self.local_shape)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        return {"words": self.spins.detach().cpu().clone(), "word_ids": self.word_ids.copy()}
+
+    def load_state_dict(self, d: dict) -> None:
+        if not np.array_equal(np.asarray(d["word_ids"]), self.word_ids):
+            raise ValueError("the saved spin words belong to another chain layout")
+        self.spins = d["words"].to(self.device).contiguous().clone()
