@@ -252,11 +252,12 @@ class Ensemble(Measurements):
             run = n
             if self._pt is not None:
                 run = min(n, self._every - self.sweeps_done % self._every)
-            self._msc.sweep(self.sweeps_done, run)
+            exchange = self._pt is not None and (self.sweeps_done + run) % self._every == 0
+            unsat = self._msc.sweep(self.sweeps_done, run, unsatisfied=exchange)
             self.sweeps_done += run
             n -= run
-            if self._pt is not None and self.sweeps_done % self._every == 0:
-                self._exchange(self.sweeps_done // self._every - 1)
+            if exchange:
+                self._exchange(self.sweeps_done // self._every - 1, self._msc_energy(unsat))
 
     def _one_sweep(self, k: int) -> None:
         alg = self.algorithm
@@ -352,8 +353,8 @@ class Ensemble(Measurements):
                                      metropolize=lc.metropolized).phi
 
     # ================================================================ tempering
-    def _exchange(self, exchange_index: int) -> None:
-        energy = self.energies()
+    def _exchange(self, exchange_index: int, energy=None) -> None:
+        energy = self.energies() if energy is None else energy
         self.temp_index = self._pt.exchange(energy, exchange_index)
         self._refresh_params()
 

@@ -97,17 +97,23 @@ class Measurements:
     def _msc_totals(self, with_spins: bool = True) -> np.ndarray:
         """Multi-spin-coded chains: total energy and (``with_spins``) total magnetisation,
         ``(2 or 1, B)`` float64, from exact bit counts (collective over the slab)."""
-        bits = self._msc.bits()
-        counts = [mobs.unsatisfied_bonds(bits, self._msc.coupling_bits())]
+        counts = [self._msc.unsatisfied()]
         if with_spins:
-            counts.append(mobs.down_spins(bits))
+            counts.append(mobs.down_spins(self._msc.bits(bonds=False)))
         tot = self._slab_sum(np.stack(counts).astype(np.float64)[..., None])
-        N, d = float(self.n_sites), self.dims
-        scale = 1.0 if self.spec.disordered else abs(float(self.cfg.model.J))
-        out = [-scale * (d * N - 2.0 * tot[0])]
+        N = float(self.n_sites)
+        out = [self._msc_energy(tot[0], summed=True)]
         if with_spins:
             out.append(N - 2.0 * tot[1])
         return np.stack(out)
+
+    def _msc_energy(self, unsat, summed: bool = False) -> np.ndarray:
+        """Total energies ``(B,)`` from the unsatisfied-bond counts of the slab (``summed``:
+        already summed over the slab ranks; else collective over the slab)."""
+        if not summed:
+            unsat = self._slab_sum(np.asarray(unsat, dtype=np.float64)[..., None])
+        scale = 1.0 if self.spec.disordered else abs(float(self.cfg.model.J))
+        return -scale * (self.dims * float(self.n_sites) - 2.0 * unsat)
 
     def pair_observables(self):
         """Replica overlaps at every temperature (Edwards-Anderson; collective over the slab).

@@ -71,6 +71,7 @@ class MscChains:
         # row of chain b in the lane-major (64 W, ...) view: 64 * local word + lane
         self.rows = torch.as_tensor(np.searchsorted(self.word_ids, chain_ids // layout.LANES)
                                     * layout.LANES + chain_ids % layout.LANES, device=self.device)
+        self._rows_np = self.rows.cpu().numpy()
         live = torch.zeros(self.W * layout.LANES, dtype=torch.bool, device=self.device)
         live[self.rows] = True
         # bit b of _idle[w] = 1: lane b of word w holds no local chain
@@ -84,7 +85,9 @@ class MscChains:
         self.site_ids = global_site_ids(global_shape, self.x0, self.x0 + self.local_shape[0],
                                         device=self.device)
         self._word_ids_t = torch.as_tensor(self.word_ids, dtype=torch.int64)
-        self._beta = torch.zeros(self.W * layout.LANES, dtype=torch.float64)
+        self._idle_np = self._idle.cpu().numpy()
+        self._beta = None
+        self._patterns: dict = {}  # threshold bits of the last set of distinct betas
         self.thresholds = None
         self._jbits = None
 
@@ -97,15 +100,38 @@ class MscChains:
         return layout.pack_spins(full).contiguous()
 
     def set_beta(self, beta) -> None:
-        """Inverse temperature of every local chain, ``(B,)`` float64 (units of 1/|J|)."""
-        b = torch.zeros(self.W * layout.LANES, dtype=torch.float64)
-        b[self.rows.cpu()] = torch.as_tensor(np.asarray(beta, dtype=np.float64))
-        if self.thresholds is not None and torch.equal(b, self._beta):
-            return
+        """Inverse temperature of every local chain, ``(B,)`` float64 (units of 1/|J|); only the
+        words whose lanes changed are rebuilt (a tempering swap touches a few)."""
+        b = np.zeros(self.W * layout.LANES, dtype=np.float64)
+        b[self._rows_np] = np.asarray(beta, dtype=np.float64)
+        if self.thresholds is None:
+            words = np.arange(self.W)
+            self.thresholds = torch.empty((self.W, 2 * self.d + 1, layout.DIGITS + 1),
+                                          dtype=torch.int64)
+        else:
+            words = np.flatnonzero((b != self._beta).reshape(self.W, layout.LANES).any(1))
+            if not len(words):
+                return
         self._beta = b
-        thr = layout.thresholds(b.reshape(self.W, layout.LANES), self.d, self.rule)
-        thr[:, :, 0] |= self._idle.cpu().view(self.W, 1)  # idle lanes: always flip
-        self.thresholds = thr.to(self.device).contiguous()
+        lanes = b.reshape(self.W, layout.LANES)[words]
+        # the bits of each distinct beta, gathered per lane and packed 64 lanes to a word
+        values, which = np.unique(lanes, return_inverse=True)
+        key = (tuple(values.tolist()))
+        bits = self._patterns.get(key)
+        if bits is None:
+            bits = layout.threshold_bits(torch.as_tensor(values), self.d, self.rule).numpy()
+            bits = bits.astype(np.uint8).reshape(len(values), -1)
+            self._patterns = {key: bits}
+        # lanes of each word at each value (64-bit masks), OR-ed onto each value's bit words
+        at = which.reshape(len(words), layout.LANES)[None] == np.arange(len(values))[:, None, None]
+        masks = np.packbits(at, axis=-1, bitorder="little").view(np.uint64)  # (values, w, 1)
+        full = np.where(bits.astype(bool), np.uint64(~np.uint64(0)), np.uint64(0))  # (values, K)
+        thr = np.bitwise_or.reduce(masks & full[:, None, :], axis=0).view(np.int64)
+        thr = thr.reshape(len(words), 2 * self.d + 1, layout.DIGITS + 1)
+        thr[:, :, 0] |= self._idle_np[words, None]  # idle lanes: always flip
+        host = self.thresholds.cpu() if self.thresholds.device.type != "cpu" else self.thresholds
+        host[torch.as_tensor(words)] = torch.from_numpy(thr)
+        self.thresholds = host.to(self.device).contiguous()
 
     # ------------------------------------------------------------------ updates
     def _kernel(self):
@@ -114,17 +140,25 @@ class MscChains:
             return compiled
         return sweep_torch
 
-    def sweep(self, first: int, n: int) -> None:
+    def sweep(self, first: int, n: int, unsatisfied: bool = False):
         """Checkerboard sweeps ``first .. first + n - 1`` of every chain (collective over the
-        slab): colour 0 then colour 1, random counter ``2 * sweep + colour``."""
+        slab): colour 0 then colour 1, random counter ``2 * sweep + colour``.
+
+        With ``unsatisfied``, returns :meth:`unsatisfied` after the last sweep (counted inside
+        the compiled kernel's call when the lattice is not split into slabs)."""
         if self.W == 0 or n < 1:
-            return
+            return self.unsatisfied() if unsatisfied else None
         k = self._kernel()
         parity0 = self.x0 % 2
         if self.slab is None:
+            if self.impl == "compiled" and unsatisfied:
+                out = torch.empty((self.W, layout.LANES), dtype=torch.int64)
+                k.sweep(self.spins, self.J, self.thresholds, self.seed, self._word_ids_t,
+                        self.site_ids, first, parity0=parity0, n_sweeps=n, unsat=out)
+                return out.reshape(-1)[self._rows_np].numpy()
             k.sweep(self.spins, self.J, self.thresholds, self.seed, self._word_ids_t, self.site_ids,
                     first, parity0=parity0, n_sweeps=n)
-            return
+            return self.unsatisfied() if unsatisfied else None
         for s in range(first, first + n):
             for colour in (0, 1):
                 padded = exchange_halo(self.spins, self.slab)
@@ -132,6 +166,7 @@ class MscChains:
                 k.update_colour(self.spins, self.J, self.thresholds, self.seed, self._word_ids_t,
                                 self.site_ids, 2 * s + colour, colour, parity0=parity0,
                                 ghosts=ghosts)
+        return self.unsatisfied() if unsatisfied else None
 
     # ------------------------------------------------------------------ reading
     def _above(self):
@@ -154,6 +189,17 @@ class MscChains:
         :func:`hpc_rg.mc.msc.layout.chain_bits`)."""
         above = self._above() if bonds else None
         return self._chain_bits(self.spins, above, bonds).cpu().numpy().view(np.uint64)
+
+    def unsatisfied(self) -> np.ndarray:
+        """Unsatisfied forward bonds (``J s_x s_y = -1``) of every chain over the slab's sites,
+        ``(B,)`` int64 (collective over the slab)."""
+        above = self._above()
+        if self.impl == "compiled":
+            from hpc_rg.mc.msc import compiled
+            counts = compiled.unsatisfied(self.spins, self.J, above)
+        else:
+            counts = layout.unsatisfied(self.spins, self.J, above)
+        return counts.reshape(-1).cpu()[self._rows_np].numpy()
 
     def coupling_bits(self) -> np.ndarray | None:
         """Per-chain coupling bit strings ``(B, d, M)`` uint64 (bit 1: J = -1); None without

@@ -28,7 +28,7 @@ from hpc_rg.mc.compiled import KernelUnavailable, build_shared_library
 from hpc_rg.mc.msc import rng
 from hpc_rg.mc.msc.sweep_torch import _extend
 
-__all__ = ["ISAS", "load_library", "vector_words", "update_colour", "sweep", "chain_bits",
+__all__ = ["ISAS", "load_library", "vector_words", "update_colour", "sweep", "chain_bits", "unsatisfied",
            "KernelUnavailable"]
 
 SOURCE = Path(__file__).with_name("msc_kernel.cpp")
@@ -43,7 +43,8 @@ class _Args(ctypes.Structure):
     _i, _p = ctypes.c_int64, ctypes.c_void_p
     _fields_ = [("d", _i), ("W", _i), ("n0", _i), ("n1", _i), ("n2", _i), ("ghost", _i),
                 ("par0", _i), ("colours", _i), ("site_ids", _p), ("s", _p), ("J", _p), ("J_inner", _i),
-                ("thr", _p), ("wkey", _p), ("active", _p), ("nactive", _i), ("counter0", _i), ("nsweeps", _i)]
+                ("thr", _p), ("wkey", _p), ("active", _p), ("nactive", _i), ("counter0", _i), ("nsweeps", _i),
+                ("unsat", _p)]
 
 
 class _BitsArgs(ctypes.Structure):
@@ -51,6 +52,13 @@ class _BitsArgs(ctypes.Structure):
     _i, _p = ctypes.c_int64, ctypes.c_void_p
     _fields_ = [("d", _i), ("W", _i), ("n0", _i), ("n1", _i), ("n2", _i), ("s", _p), ("above", _p),
                 ("bonds", _i), ("out", _p)]
+
+
+class _CountArgs(ctypes.Structure):
+    """Mirror of ``struct CountArgs`` in msc_kernel.cpp."""
+    _i, _p = ctypes.c_int64, ctypes.c_void_p
+    _fields_ = [("d", _i), ("W", _i), ("n0", _i), ("n1", _i), ("n2", _i), ("s", _p), ("J", _p),
+                ("above", _p), ("out", _p)]
 
 
 def default_isa() -> str:
@@ -78,6 +86,8 @@ def load_library(isa: str | None = None) -> ctypes.CDLL:
             lib.msc_vector_words.restype = ctypes.c_int64
             lib.msc_chain_bits.argtypes = [ctypes.POINTER(_BitsArgs)]
             lib.msc_chain_bits.restype = ctypes.c_int64
+            lib.msc_unsatisfied.argtypes = [ctypes.POINTER(_CountArgs)]
+            lib.msc_unsatisfied.restype = ctypes.c_int64
             _LIBS[isa] = lib
         return _LIBS[isa]
 
@@ -104,6 +114,18 @@ def _word_inner(J: torch.Tensor, vw: int) -> torch.Tensor:
     return inner
 
 
+_KEYS: list = []  # [(seed, word ids, keys)]: the word keys of the last call
+
+
+def _word_keys(seed: int, word_ids) -> torch.Tensor:
+    ids = torch.as_tensor(word_ids, dtype=torch.int64).reshape(-1)
+    if _KEYS and _KEYS[0][0] == seed and torch.equal(_KEYS[0][1], ids):
+        return _KEYS[0][2]
+    keys = rng.word_keys(seed, ids).reshape(-1).contiguous()
+    _KEYS[:] = [(seed, ids.clone(), keys)]
+    return keys
+
+
 def _check(t: torch.Tensor, name: str, shape=None) -> torch.Tensor:
     if t.dtype != torch.int64 or t.device.type != "cpu" or not t.is_contiguous():
         raise ValueError(f"the compiled MSC kernel takes contiguous int64 CPU tensors; {name} is "
@@ -114,7 +136,7 @@ def _check(t: torch.Tensor, name: str, shape=None) -> torch.Tensor:
 
 
 def _run(spins, J, thresholds, seed, word_ids, site_ids, counter0, colours, parity0, ghosts, isa,
-         n_sweeps=1):
+         n_sweeps=1, unsat=None):
     lib = load_library(isa)
     W, shape = spins.shape[0], tuple(spins.shape[1:])
     d = len(shape)
@@ -129,7 +151,7 @@ def _run(spins, J, thresholds, seed, word_ids, site_ids, counter0, colours, pari
         raise ValueError(f"site_ids has {ids.numel()} entries for {spins[0].numel()} sites")
     s_all, J_all = (spins, J) if ghosts is None else _extend(spins, J, ghosts)
     s_all, J_all = s_all.contiguous(), None if J_all is None else J_all.contiguous()
-    wkey = rng.word_keys(seed, word_ids).reshape(-1).contiguous()
+    wkey = _word_keys(int(seed), word_ids)
     if wkey.numel() != W:
         raise ValueError(f"word_ids has {wkey.numel()} entries for {W} words")
     active = torch.tensor([n for n in range(2 * d + 1) if bool((thr[:, n, 0] != -1).any())],
@@ -145,6 +167,9 @@ def _run(spins, J, thresholds, seed, word_ids, site_ids, counter0, colours, pari
     a.J = 0 if J_all is None else J_all.data_ptr()
     a.thr, a.wkey, a.active, a.nactive = thr.data_ptr(), wkey.data_ptr(), active.data_ptr(), active.numel()
     a.counter0, a.nsweeps = int(counter0), int(n_sweeps)
+    if unsat is not None:
+        _check(unsat, "unsat", (W, 64))
+    a.unsat = 0 if unsat is None else unsat.data_ptr()
     rc = lib.msc_update(ctypes.byref(a))
     if rc:
         raise RuntimeError(f"compiled MSC kernel failed (code {rc})")
@@ -160,14 +185,17 @@ def update_colour(spins, J, thresholds, seed, word_ids, site_ids, counter, colou
                 parity0, ghosts, isa)
 
 
-def sweep(spins, J, thresholds, seed, word_ids, site_ids, sweep_index, parity0=0, n_sweeps=1, isa=None):
+def sweep(spins, J, thresholds, seed, word_ids, site_ids, sweep_index, parity0=0, n_sweeps=1, isa=None,
+          unsat=None):
     """As :func:`hpc_rg.mc.msc.sweep_torch.sweep` (bit-identical): sweeps ``sweep_index`` ..
     ``sweep_index + n_sweeps - 1`` in one call (the copy into and out of the kernel's
-    word-inner buffer is paid once per call)."""
+    word-inner buffer is paid once per call). ``unsat`` ``(W, 64)`` int64, when given, receives
+    the unsatisfied bonds per lane after the last sweep (:func:`unsatisfied`, counted on the
+    kernel's word-inner copy: no second pass over memory)."""
     if int(n_sweeps) < 1:
         raise ValueError(f"n_sweeps must be >= 1, got {n_sweeps}")
     return _run(spins, J, thresholds, seed, word_ids, site_ids, 2 * int(sweep_index), 2, parity0,
-                None, isa, n_sweeps)
+                None, isa, n_sweeps, unsat)
 
 
 def chain_bits(spins, above=None, bonds=True, isa=None) -> torch.Tensor:
@@ -191,4 +219,27 @@ def chain_bits(spins, above=None, bonds=True, isa=None) -> torch.Tensor:
     a.out = out.data_ptr()
     if W and lib.msc_chain_bits(ctypes.byref(a)):
         raise RuntimeError("compiled MSC chain_bits failed")
+    return out
+
+
+def unsatisfied(spins, J=None, above=None, isa=None) -> torch.Tensor:
+    """Unsatisfied bonds per lane ``(W, 64)`` int64: the count over the slab's sites x and mu
+    of ``s_x ^ s_{x+e_mu} ^ J_mu(x)`` (neighbours as :func:`chain_bits`); equals
+    :func:`hpc_rg.mc.msc.layout.unsatisfied`."""
+    lib = load_library(isa)
+    W, shape = spins.shape[0], tuple(spins.shape[1:])
+    d = len(shape)
+    _check(spins, "spins")
+    if J is not None:
+        _check(J, "J", (W, d) + shape)
+    if above is not None:
+        _check(above, "above", (W,) + shape[1:])
+    out = torch.empty((W, 64), dtype=torch.int64)
+    a = _CountArgs()
+    a.d, a.W = d, W
+    a.n0, a.n1, a.n2 = (shape + (1, 1))[:3]
+    a.s, a.J = spins.data_ptr(), 0 if J is None else J.data_ptr()
+    a.above, a.out = 0 if above is None else above.data_ptr(), out.data_ptr()
+    if W and lib.msc_unsatisfied(ctypes.byref(a)):
+        raise RuntimeError("compiled MSC unsatisfied-bond count failed")
     return out

@@ -33,7 +33,8 @@ from __future__ import annotations
 import torch
 
 __all__ = ["LANES", "RULES", "pack_spins", "unpack_spins", "pack_couplings", "unpack_couplings",
-           "lane_counts", "thresholds", "energy", "overlap", "chain_bits", "bits_to_spins"]
+           "lane_counts", "thresholds", "threshold_bits", "energy", "overlap", "chain_bits", "bits_to_spins",
+           "unsatisfied"]
 
 LANES = 64
 RULES = ("metropolis", "heatbath")
@@ -103,27 +104,35 @@ def thresholds(beta: torch.Tensor, d: int, rule: str) -> torch.Tensor:
     Word 0 of class n: lanes with p_n = 1; words 1..32: binary digits of p_n truncated to
     32 bits (see the module notes for p_n). ``beta`` is float64, β ≥ 0 (units of 1/|J|).
     """
-    if rule not in RULES:
-        raise ValueError(f"unknown update rule {rule!r}; expected one of {RULES}")
     beta = torch.as_tensor(beta, dtype=torch.float64)
     if beta.dim() != 2 or beta.shape[1] != LANES:
         raise ValueError(f"beta must be (W, {LANES}) float64, got {tuple(beta.shape)}")
+    words = threshold_bits(beta, d, rule)  # (W, 64, z+1, 33)
+    return _pack_bits(words, 1).contiguous()
+
+
+def threshold_bits(beta, d: int, rule: str) -> torch.Tensor:
+    """The threshold bits of each inverse temperature: ``beta (...)`` float64 ->
+    ``(..., 2d + 1, 33)`` int64 0/1 (bit 0: p_n = 1; bits 1..32: the digits of p_n);
+    :func:`thresholds` packs them lane by lane."""
+    if rule not in RULES:
+        raise ValueError(f"unknown update rule {rule!r}; expected one of {RULES}")
+    beta = torch.as_tensor(beta, dtype=torch.float64)
     if bool((beta < 0).any()) or not bool(torch.isfinite(beta).all()):
         raise ValueError("beta must be finite and >= 0")
     z = 2 * d
     n = torch.arange(z + 1, dtype=torch.float64, device=beta.device)
     dE = 2.0 * (2.0 * n - z)  # (z+1,)
-    x = beta.unsqueeze(1) * dE.view(1, -1, 1)  # (W, z+1, 64)
+    x = beta.unsqueeze(-1) * dE  # (..., z+1)
     if rule == "metropolis":
-        p = torch.where(dE.view(1, -1, 1) <= 0, torch.ones_like(x), torch.exp(-x))
+        p = torch.where(dE <= 0, torch.ones_like(x), torch.exp(-x))
     else:
         p = 1.0 / (1.0 + torch.exp(x))
     always = p >= 1.0
     q = torch.where(always, torch.zeros_like(p), torch.floor(p * 2.0 ** DIGITS)).to(torch.int64)
     j = torch.arange(1, DIGITS + 1, dtype=torch.int64, device=beta.device)
-    digits = (q.unsqueeze(-1) >> (DIGITS - j)) & 1  # (W, z+1, 64, 32)
-    words = torch.cat([always.unsqueeze(-1).to(torch.int64), digits], -1)  # (W, z+1, 64, 33)
-    return _pack_bits(words, 2).contiguous()
+    digits = (q.unsqueeze(-1) >> (DIGITS - j)) & 1  # (..., z+1, 32)
+    return torch.cat([always.unsqueeze(-1).to(torch.int64), digits], -1)
 
 
 def _bond_words(spins: torch.Tensor, J: torch.Tensor | None):
@@ -180,3 +189,16 @@ def bits_to_spins(bits: torch.Tensor, n_sites: int, dtype=torch.int8) -> torch.T
     """Plane-0 bit strings ``(B, M)`` -> ±1 spins ``(B, n_sites)`` of ``dtype``."""
     b = _unpack_bits(bits).reshape(bits.shape[0], -1)[:, :n_sites]
     return (1 - 2 * b).to(dtype)
+
+
+def unsatisfied(spins: torch.Tensor, J: torch.Tensor | None = None,
+                above: torch.Tensor | None = None) -> torch.Tensor:
+    """Unsatisfied forward bonds per lane ``(W, 64)`` int64 (neighbours as :func:`chain_bits`;
+    ``J`` bit planes ``(W, d, *L)`` or None); the reference of the compiled count."""
+    bits = chain_bits(spins, above)[:, 1:]  # (64 W, d, M)
+    if J is not None:
+        jb = torch.stack([chain_bits(J[:, mu].contiguous(), bonds=False)[:, 0]
+                          for mu in range(J.shape[1])], 1)
+        bits = bits ^ jb
+    counts = _unpack_bits(bits).sum((1, 2, 3))
+    return counts.view(spins.shape[0], LANES)

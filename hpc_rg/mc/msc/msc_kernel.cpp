@@ -94,6 +94,7 @@ struct Args {           // mirror of hpc_rg.mc.msc.compiled._Args
     int64_t nactive;
     int64_t counter0;           // random counter of colour 0 of the first sweep (2 * sweep)
     int64_t nsweeps;            // sweeps in this call (colours == 2), else 1
+    int64_t* unsat;             // (W, 64): unsatisfied bonds per lane after the call, or null (no ghosts)
 };
 
 static const int FIRST_DIGITS = 8;  // (32 - FIRST_DIGITS) % 4 == 0
@@ -224,6 +225,71 @@ static void update(const Ctx& c, uint64_t ck, int colour) {
     }
 }
 
+// Unsatisfied bonds per lane of the word-inner spins after an update (periodic lattice, no
+// ghosts): Harley-Seal carry-save adders on vectors of words, the weight-8 carries rippling
+// into a bit-sliced counter; the numbers of msc_unsatisfied below.
+static inline void vcsa(vec& h, vec& l, vec a, vec b, vec c) {
+    const vec u = vxor(a, b);
+    h = vor(vand(a, b), vand(u, c));
+    l = vxor(u, c);
+}
+
+static void unsat_counts(const Ctx& c, int64_t d, int64_t W, int64_t* out) {
+    const int64_t n0 = c.n0, n1 = c.n1, n2 = c.n2, plane = n1 * n2, N = n0 * plane, Wv = c.Wv;
+    for (int64_t v = 0; v < c.nv; ++v) {
+        const int64_t o = v * VW;
+        vec ones = vset(0), twos = vset(0), fours = vset(0), hi[40], buf[8];
+        for (int i = 0; i < 40; ++i) hi[i] = vset(0);
+        int nb = 0, top = 0;
+        auto add = [&](vec x) {
+            buf[nb++] = x;
+            if (nb < 8) return;
+            nb = 0;
+            vec tA, tB, fA, fB, e;
+            vcsa(tA, ones, ones, buf[0], buf[1]);
+            vcsa(tB, ones, ones, buf[2], buf[3]);
+            vcsa(fA, twos, twos, tA, tB);
+            vcsa(tA, ones, ones, buf[4], buf[5]);
+            vcsa(tB, ones, ones, buf[6], buf[7]);
+            vcsa(fB, twos, twos, tA, tB);
+            vcsa(e, fours, fours, fA, fB);
+            for (int i = 0; i < 40 && !vzero(e); ++i) {
+                const vec t = vand(hi[i], e);
+                hi[i] = vxor(hi[i], e);
+                e = t;
+                if (i + 1 > top) top = i + 1;
+            }
+        };
+        for (int64_t i0 = 0; i0 < n0; ++i0)
+            for (int64_t i1 = 0; i1 < n1; ++i1)
+                for (int64_t i2 = 0; i2 < n2; ++i2) {
+                    const int64_t x = (i0 * n1 + i1) * n2 + i2;
+                    const vec sx = vload(c.S + x * Wv + o);
+                    int64_t y[3];
+                    y[0] = ((i0 + 1 < n0 ? i0 + 1 : 0) * n1 + i1) * n2 + i2;
+                    y[1] = (i0 * n1 + (i1 + 1 < n1 ? i1 + 1 : 0)) * n2 + i2;
+                    y[2] = (i0 * n1 + i1) * n2 + (i2 + 1 < n2 ? i2 + 1 : 0);
+                    for (int64_t mu = 0; mu < d; ++mu) {
+                        vec u = vxor(sx, vload(c.S + y[mu] * Wv + o));
+                        if (c.J) u = vxor(u, vload(c.J + (x * d + mu) * Wv + o));
+                        add(u);
+                    }
+                }
+        alignas(64) uint64_t w1[VW], w2[VW], w4[VW], wh[40][VW], wb[8][VW];
+        vstore(w1, ones); vstore(w2, twos); vstore(w4, fours);
+        for (int i = 0; i < top; ++i) vstore(wh[i], hi[i]);
+        for (int i = 0; i < nb; ++i) vstore(wb[i], buf[i]);
+        for (int k = 0; k < VW && o + k < W; ++k)
+            for (int b = 0; b < 64; ++b) {
+                int64_t n = (int64_t)((w1[k] >> b) & 1) + 2 * (int64_t)((w2[k] >> b) & 1) + 4 * (int64_t)((w4[k] >> b) & 1);
+                for (int i = 0; i < top; ++i) n += (int64_t)((wh[i][k] >> b) & 1) << (i + 3);
+                for (int i = 0; i < nb; ++i) n += (int64_t)((wb[i][k] >> b) & 1);
+                out[(o + k) * 64 + b] = n;
+            }
+    }
+    (void)N;
+}
+
 extern "C" {
 
 int64_t msc_vector_words() { return VW; }
@@ -272,6 +338,10 @@ int64_t msc_update(const Args* ap) {
             else if (d == 2) update<2>(c, ck, colour);
             else update<3>(c, ck, colour);
         }
+    if (a.unsat) {
+        if (a.ghost) return 2;
+        unsat_counts(c, d, W, a.unsat);
+    }
     const int64_t lo = a.ghost * a.n1 * a.n2, hi = Ne - lo;  // interior sites only
     uint64_t* out = (uint64_t*)a.s;
     for (int64_t i0 = lo; i0 < hi; i0 += TILE) {
@@ -332,6 +402,86 @@ int64_t msc_chain_bits(const BitsArgs* ap) {
                 transpose64(blk);
                 for (int64_t b = 0; b < 64; ++b) out[(b * P + p) * M + m] = blk[b];
             }
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------------------- bond counts
+// Unsatisfied bonds per lane, out (W, 64): count over the sites x of the slab and mu of
+// s_x ^ s_{x + e_mu} ^ J_mu(x) (neighbours as in msc_chain_bits). Harley-Seal carry-save
+// adders over the stream of bond words, the weight-8 carries into a rippling bit-sliced counter.
+
+static inline void csa(uint64_t& h, uint64_t& l, uint64_t a, uint64_t b, uint64_t c) {
+    const uint64_t u = a ^ b;
+    h = (a & b) | (u & c);
+    l = u ^ c;
+}
+
+struct Counter {  // per-lane count = ones + 2 twos + 4 fours + 8 sum_i hi[i] 2^i (+ tail)
+    uint64_t ones = 0, twos = 0, fours = 0, hi[40] = {0}, tail[8] = {0}, buf[8];
+    int n = 0;
+    static inline void ripple(uint64_t* p, int k, uint64_t c) {
+        for (int i = 0; c && i < k; ++i) { const uint64_t t = p[i] & c; p[i] ^= c; c = t; }
+    }
+    inline void add(uint64_t x) {
+        buf[n++] = x;
+        if (n < 8) return;
+        n = 0;
+        uint64_t tA, tB, fA, fB, e;
+        csa(tA, ones, ones, buf[0], buf[1]);
+        csa(tB, ones, ones, buf[2], buf[3]);
+        csa(fA, twos, twos, tA, tB);
+        csa(tA, ones, ones, buf[4], buf[5]);
+        csa(tB, ones, ones, buf[6], buf[7]);
+        csa(fB, twos, twos, tA, tB);
+        csa(e, fours, fours, fA, fB);
+        ripple(hi, 40, e);
+    }
+    void counts(int64_t* out) {
+        for (int i = 0; i < n; ++i) ripple(tail, 8, buf[i]);
+        for (int b = 0; b < 64; ++b) {
+            int64_t c = (int64_t)((ones >> b) & 1) + 2 * (int64_t)((twos >> b) & 1) + 4 * (int64_t)((fours >> b) & 1);
+            for (int i = 0; i < 40; ++i) c += (int64_t)((hi[i] >> b) & 1) << (i + 3);
+            for (int i = 0; i < 8; ++i) c += (int64_t)((tail[i] >> b) & 1) << i;
+            out[b] = c;
+        }
+    }
+};
+
+struct CountArgs {      // mirror of hpc_rg.mc.msc.compiled._CountArgs
+    int64_t d, W, n0, n1, n2;
+    const int64_t* s;       // (W, n0 n1 n2) spin words
+    const int64_t* J;       // (W, d, n0 n1 n2) coupling planes, or null
+    const int64_t* above;   // (W, n1 n2) the plane after the last along axis 0, or null
+    int64_t* out;           // (W, 64)
+};
+
+int64_t msc_unsatisfied(const CountArgs* ap) {
+    const CountArgs& a = *ap;
+    if (a.d < 1 || a.d > 3 || a.W < 0) return 1;
+    const int64_t n0 = a.n0, n1 = a.n1, n2 = a.n2, N = n0 * n1 * n2, plane = n1 * n2, d = a.d;
+    for (int64_t w = 0; w < a.W; ++w) {
+        const uint64_t* s = (const uint64_t*)a.s + w * N;
+        const uint64_t* J = a.J ? (const uint64_t*)a.J + w * d * N : nullptr;
+        const uint64_t* up = a.above ? (const uint64_t*)a.above + w * plane : s;
+        Counter c;
+        for (int64_t i0 = 0; i0 < n0; ++i0)
+            for (int64_t i1 = 0; i1 < n1; ++i1)
+                for (int64_t i2 = 0; i2 < n2; ++i2) {
+                    const int64_t x = (i0 * n1 + i1) * n2 + i2, r = i1 * n2 + i2;
+                    const uint64_t sx = s[x];
+                    uint64_t u = sx ^ (i0 + 1 < n0 ? s[x + plane] : up[r]);
+                    c.add(J ? u ^ J[x] : u);
+                    if (d >= 2) {
+                        u = sx ^ s[i0 * plane + (i1 + 1 < n1 ? i1 + 1 : 0) * n2 + i2];
+                        c.add(J ? u ^ J[N + x] : u);
+                    }
+                    if (d >= 3) {
+                        u = sx ^ s[i0 * plane + i1 * n2 + (i2 + 1 < n2 ? i2 + 1 : 0)];
+                        c.add(J ? u ^ J[2 * N + x] : u);
+                    }
+                }
+        c.counts(a.out + 64 * w);
     }
     return 0;
 }
