@@ -210,18 +210,19 @@ def distances(L: int, n_max: int = 16) -> np.ndarray:
 
 
 def correlation_series(group, t: int, rs, dims: int, max_configs: int = 2000,
-                       batch_elements: int = 1 << 22) -> np.ndarray:
+                       batch_elements: int = 1 << 22, disorder=None) -> np.ndarray:
     """Per-configuration G(r) (n, len(rs)) of temperature index ``t`` of a size group.
 
     At most ``max_configs`` configurations, every ``step``-th of the ensemble (spread over
     all chains / disorder samples), read in batches of about ``batch_elements`` sites.
+    EA Monte Carlo: of the disorder samples ``disorder`` (file ids; None: all).
     """
-    N = ensemble_size(group)
+    N = ensemble_size(group, disorder)
     step = max(1, math.ceil(N / max(int(max_configs), 1)))
     sites = int(np.prod(require_dataset(group, schema.CONFIGS).shape[-dims:]))
     per_batch = max(1, batch_elements // sites) * step
     out = []
     for a in range(0, N, per_batch):
-        x = read_configs(group, t, a, min(a + per_batch, N), step)
+        x = read_configs(group, t, a, min(a + per_batch, N), step, disorder)
         out.append(two_point_profile(x, dims, rs))
     return np.concatenate(out, axis=0)[:max_configs]

@@ -4,7 +4,8 @@
 "analyze"``, ``sources`` = the files analysed)::
 
     /<label>/L<size>            label = source file stem: samples, upscaled
-        attrs: model, dims, L, source, source_file, jackknife_bins, disorder_samples, ...
+        attrs: model, dims, L, source, source_file, jackknife_bins, disorder_samples,
+               disorder_samples_used (ids), equilibrated_only (EA), ...
         temperatures | couplings (T,)   nominal_temperatures (T,) (super-resolved groups)
         n_configs (T,)                  samples per temperature
         <observable>, <observable>_err  (T,) float64, see hpc_rg.analysis.tables
@@ -168,6 +169,17 @@ def _status(t: GroupTable) -> str:
                              f"certificate attribute"}[status({**t.attrs, "source": t.source})]
 
 
+def _disorder_note(t: GroupTable, max_ids: int = 8) -> str:
+    """EA: which disorder samples the group's averages are over, for the table heading."""
+    if schema.ATTR_DISORDER_SAMPLES_USED not in t.attrs:
+        return ""
+    ids = [int(i) for i in np.atleast_1d(t.attrs[schema.ATTR_DISORDER_SAMPLES_USED])]
+    shown = ", ".join(map(str, ids[:max_ids])) + (", ..." if len(ids) > max_ids else "")
+    how = ("certified equilibrated only" if t.attrs.get(schema.ATTR_EQUILIBRATED_ONLY)
+           else "not restricted to equilibrated ones")
+    return f"; {len(ids)} disorder samples used (ids {shown}; {how})"
+
+
 def format_tables(tables: list[GroupTable], max_r: int = 0) -> str:
     """Human-readable tables: one block per group, value(error) columns, G at L/4 and L/2."""
     out = []
@@ -177,7 +189,7 @@ def format_tables(tables: list[GroupTable], max_r: int = 0) -> str:
                 f"{int(t.n_configs[0]) if len(t.n_configs) else 0} samples per "
                 f"{'coupling' if t.grid_name == schema.COUPLINGS else 'temperature'}, "
                 f"jackknife over {t.n_bins} {'disorder samples' if t.disorder > 1 else 'blocks'}"
-                f"{_status(t)}")
+                f"{_status(t)}{_disorder_note(t)}")
         header = ["k" if t.grid_name == schema.COUPLINGS else "T"]
         if t.nominal is not None:
             header.append(header[0] + "_in")

@@ -4,8 +4,9 @@ Monte Carlo observables of the ``/L<L/2>`` ensemble and of the ``/L<L>`` ensembl
 to L/2, on their temperature grids (:func:`hpc_rg.superres.rescaling.blocked_curves`), and
 the flow f(T) fitted from them by :func:`hpc_rg.rg.rescaling.fit_flow` — the same
 computation as the train stage's :func:`hpc_rg.superres.rescaling.measure_flow`, without a
-run config. Observables: <|m|> and the nearest-neighbour energy e_nn (spins, EA overlaps ρ);
-<|φ|>, <φ²> (φ⁴). Errors are standard errors of the mean. Imports torch (blocking).
+run config (Edwards–Anderson: over the disorder samples the stored deck's
+``sample.equilibration.only_passed`` admits, as the train stage). Observables: <|m|> and
+the nearest-neighbour energy e_nn (spins, EA overlaps ρ); <|φ|>, <φ²> (φ⁴). Errors are standard errors of the mean. Imports torch (blocking).
 """
 
 from __future__ import annotations
@@ -76,7 +77,9 @@ def flow_curves(f, L: int, blocking: str | None = None, comm=None) -> FlowCurves
     import torch  # noqa: F401  (the blocking and observables are torch code)
 
     from ..rg.observables import curve_names
+    from ..io.equilibrated import only_passed_of, usable_disorder_samples
     from ..superres.rescaling import blocked_curves
+    from .tables import run_config
     for size in (L, L // 2):
         if schema.size_group(size) not in f:
             raise InputFileError(f"{f.filename}: no group /L{size} (has "
@@ -93,8 +96,11 @@ def flow_curves(f, L: int, blocking: str | None = None, comm=None) -> FlowCurves
         from mpi4py import MPI
         comm = MPI.COMM_SELF
     seed = int(f.attrs.get(schema.ATTR_SEED, 0))
+    only = only_passed_of(run_config(f))
+    used = tuple(usable_disorder_samples(f[schema.size_group(size)], only,
+                                         warn=comm.Get_rank() == 0).ids for size in (L, L // 2))
     T, Ts, mc, mc_err, ds, ds_err = blocked_curves(f, L, spec.field, dims, blocking, comm,
-                                                   torch.device("cpu"), seed)
+                                                   torch.device("cpu"), seed, disorder=used)
     curves = FlowCurves(L=L, blocking=blocking, observables=curve_names(spec.field), T_small=Ts,
                         mc=mc, mc_err=mc_err, T=T, blocked=ds, blocked_err=ds_err)
     try:

@@ -27,7 +27,9 @@ Edwards-Anderson (overlap fields rho = s^a s^b of the replica pairs: all pairs f
 Carlo groups, the stored overlap configurations for super-resolved ones): ``g`` =
 (3 - [<q^4>]/[<q^2>]^2)/2, ``chi_SG`` = N [<q^2>], ``abs_q`` [<|q|>], ``q_l`` [<q_l>],
 ``e`` [<e>] (Monte Carlo only), ``xi`` and ``two_point`` of rho (spin-glass correlation
-length and function). [.] is the disorder average of the thermal averages.
+length and function). [.] is the disorder average of the thermal averages, over the disorder
+samples :func:`hpc_rg.io.equilibrated.usable_disorder_samples` admits (Monte Carlo groups;
+super-resolved groups were made from the samples they record).
 
 Second-moment correlation length (Cooper, Freedman & Preston 1982; Ballesteros et al.,
 PRB 62, 14237 (2000) for spin glasses)::
@@ -48,6 +50,7 @@ import numpy as np
 
 from ..errors import InputFileError
 from ..io import schema
+from ..io.equilibrated import only_passed_of, usable_disorder_samples
 from ..models.spec import SPECS, spec_for
 from ..parallel.distribute import block_range
 from .correlation import fourier_moments
@@ -144,10 +147,12 @@ def run_config(f) -> dict:
 
 class _Reader:
     """Flat view of a size group: per temperature, samples n = 0 .. N-1 (EA Monte Carlo:
-    n = d * S + s), each with ``fields`` lattice fields (EA Monte Carlo: the replica-pair
-    overlaps) and per-sample scalars; blocks never straddle disorder samples."""
+    n = d * S + s, d counting the used disorder samples ``ids``), each with ``fields``
+    lattice fields (EA Monte Carlo: the replica-pair overlaps) and per-sample scalars;
+    blocks never straddle disorder samples."""
 
-    def __init__(self, group, cfg: dict, n_bins: int | None):
+    def __init__(self, group, cfg: dict, n_bins: int | None, only_passed: bool = True,
+                 warn: bool = True):
         self.g = group
         a = group.attrs
         self.model = str(a.get(schema.GROUP_ATTR_MODEL, ""))
@@ -164,8 +169,11 @@ class _Reader:
         if tuple(lat) != (self.L,) * self.dims:
             raise InputFileError(f"{group.file.filename}: {group.name}/configs has lattice "
                                  f"shape {tuple(lat)}, expected {(self.L,) * self.dims}")
+        self.used = usable_disorder_samples(group, only_passed, warn=warn, stage="analyze")
         if self.ea_mc:
             D, T, S, R = self.configs.shape[:4]
+            self.ids = self.used.ids if self.used.ids is not None else np.arange(D)
+            D = len(self.ids)
             self.disorder, self.S, self.R = D, S, R
             self.pairs = list(combinations(range(R), 2))
             self.n_T, self.N, self.fields = T, D * S, len(self.pairs)
@@ -174,8 +182,10 @@ class _Reader:
             self.n_T, self.N = self.configs.shape[:2]
             self.fields = 1
             self.disorder = 1
-            if self.spec.disordered:
+            if self.spec.disordered:  # the samples the level was made from, if recorded
                 D = int((cfg.get("model") or {}).get("disorder_samples", 1) or 1)
+                if schema.ATTR_DISORDER_SAMPLES_USED in a:
+                    D = len(np.atleast_1d(a[schema.ATTR_DISORDER_SAMPLES_USED]))
                 self.disorder = D if D >= 1 and self.N % D == 0 else 1
             per_block = self.N // self.disorder
         if self.N < 2:
@@ -214,7 +224,7 @@ class _Reader:
         if not self.ea_mc:
             return np.asarray(self.configs[t, a:b])[:, None]
         d, s0 = divmod(a, self.S)
-        x = np.asarray(self.configs[d, t, s0:s0 + (b - a)])  # (k, R, *lat)
+        x = np.asarray(self.configs[self.ids[d], t, s0:s0 + (b - a)])  # (k, R, *lat)
         return np.stack([x[:, i] * x[:, j] for i, j in self.pairs], axis=1)
 
     def read_scalars(self, t: int, a: int, b: int) -> dict[str, np.ndarray]:
@@ -222,7 +232,7 @@ class _Reader:
         if self.spec.disordered:
             if self.ea_mc:
                 d, s0 = divmod(a, self.S)
-                sel = (d, t, slice(s0, s0 + (b - a)))
+                sel = (int(self.ids[d]), t, slice(s0, s0 + (b - a)))
                 q = np.asarray(g[schema.OVERLAP][sel], dtype=np.float64)  # (k, P)
                 ql = np.asarray(g[schema.LINK_OVERLAP][sel], dtype=np.float64)
                 out = {"abs_q": np.abs(q).mean(1), "q2": (q * q).mean(1),
@@ -250,7 +260,7 @@ def default_distances(L: int) -> list[int]:
 
 
 def group_table(group, comm=None, rs=None, n_bins: int | None = None, label: str = "",
-                cfg: dict | None = None) -> GroupTable:
+                cfg: dict | None = None, only_passed: bool | None = None) -> GroupTable:
     """Observables of one size group (collective over ``comm``; None: this process alone).
 
     Parameters
@@ -264,9 +274,13 @@ def group_table(group, comm=None, rs=None, n_bins: int | None = None, label: str
         Jackknife blocks for clean models (default: about 32, a multiple of the chains).
     label : str, the source label stored with the result
     cfg : dict, the run's deck (:func:`run_config`; needed for EA super-resolved groups)
+    only_passed : bool, optional
+        EA Monte Carlo groups: only the disorder samples certified as equilibrated
+        (``sample.equilibration.only_passed``; default: the value in ``cfg``, else True).
     """
     cfg = run_config(group.file) if cfg is None else cfg
-    rd = _Reader(group, cfg, n_bins)
+    only = only_passed_of(cfg) if only_passed is None else bool(only_passed)
+    rd = _Reader(group, cfg, n_bins, only, warn=comm is None or comm.Get_rank() == 0)
     L, dims, nT, nb = rd.L, rd.dims, rd.n_T, rd.n_bins
     rs = default_distances(L) if rs is None else sorted({int(r) for r in rs if 0 <= int(r) <= L // 2})
     names = rd.series_names() + ["s0", "s_kmin"]
@@ -329,7 +343,10 @@ def group_table(group, comm=None, rs=None, n_bins: int | None = None, label: str
                                          schema.GROUP_ATTR_TRAIN_L, schema.GROUP_ATTR_BLOCKING,
                                          schema.GROUP_ATTR_RESCALED,
                                          "algorithm", "sampler", "exact", "certified",
-                                         "certified_points", "certificate") if k in group.attrs}
+                                         "certified_points", "certificate",
+                                         schema.ATTR_DISORDER_SAMPLES_USED,
+                                         schema.ATTR_EQUILIBRATED_ONLY) if k in group.attrs}
+    extra.update(rd.used.attrs())  # EA Monte Carlo: the disorder samples averaged
     return GroupTable(label=label, path=str(group.file.filename), L=L, dims=dims,
                       model=rd.model, source=rd.source, grid_name=grid_name, grid=grid,
                       nominal=nominal, r=np.asarray(rs, dtype=np.int64), values=values,
@@ -364,13 +381,15 @@ def _formula(name, S, t, beta, N, xi):
 
 
 def file_tables(f, comm=None, sizes=None, rs=None, n_bins: int | None = None,
-                label: str | None = None) -> list[GroupTable]:
+                label: str | None = None, only_passed: bool | None = None) -> list[GroupTable]:
     """:func:`group_table` for the size groups of an open file (``sizes``: None = all;
-    a size the file lacks is an InputFileError). ``label`` defaults to the file's stem."""
+    a size the file lacks is an InputFileError). ``label`` defaults to the file's stem;
+    ``only_passed`` as in :func:`group_table`."""
     from pathlib import Path
 
     from ..io.outputs import select_sizes
     label = Path(f.filename).name.split(".")[0] if label is None else label
     cfg = run_config(f)
-    return [group_table(g, comm, rs=rs, n_bins=n_bins, label=label, cfg=cfg)
+    return [group_table(g, comm, rs=rs, n_bins=n_bins, label=label, cfg=cfg,
+                        only_passed=only_passed)
             for _, g in select_sizes(f, sizes)]

@@ -7,7 +7,9 @@ Every model is seen as a "clean" ensemble ``(n_T, N, *lattice)``:
   (0, 1), (2, 3), ...; ``n = (d * samples + k) * pairs + p``.
 
 Index runs are read as contiguous slices (no fancy indexing), so a rank reads only
-the configurations it owns.
+the configurations it owns. For edwards_anderson the readers take ``disorder``, the file ids
+of the samples a stage uses (:func:`hpc_rg.io.equilibrated.usable_disorder_samples`); ``d``
+above then counts those samples only.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 
 from ..errors import InputFileError
 from . import schema
+from .equilibrated import file_runs
 
 
 def open_samples(cfg):
@@ -45,22 +48,26 @@ def coarse_blocking(blocking: str) -> str:
     return "majority" if blocking == "overlap" else blocking
 
 
-def ensemble_size(group) -> int:
-    """N: configurations per temperature of a size group (an open h5py group)."""
+def ensemble_size(group, disorder=None) -> int:
+    """N: configurations per temperature of a size group (an open h5py group); EA: of the
+    disorder samples ``disorder`` (file ids; None: all)."""
     ds = group[schema.CONFIGS]
     if group.attrs[schema.GROUP_ATTR_MODEL] in schema.DISORDERED_MODELS:
         D, _, S, R = ds.shape[:4]
-        return D * S * (R // 2)
+        return (D if disorder is None else len(disorder)) * S * (R // 2)
     return ds.shape[1]
 
 
-def read_runs(group, runs, t: int | None = None) -> np.ndarray:
+def read_runs(group, runs, t: int | None = None, disorder=None) -> np.ndarray:
     """Configurations ``(n_T, sum of run lengths, *lattice)`` for flat index runs [(a, b), ...];
-    with ``t``, only temperature index ``t``: ``(sum of run lengths, *lattice)``.
+    with ``t``, only temperature index ``t``: ``(sum of run lengths, *lattice)``. EA: the
+    runs count the disorder samples ``disorder`` only (file ids; None: all).
 
     Spins come back as float32 ±1, φ⁴ fields as float32.
     """
     ts = slice(None) if t is None else slice(t, t + 1)
+    if disorder is not None and group.attrs[schema.GROUP_ATTR_MODEL] in schema.DISORDERED_MODELS:
+        runs = file_runs(runs, disorder, chain_length(group))
     out = _read_runs(group, runs, ts)
     return out if t is None else out[0]
 

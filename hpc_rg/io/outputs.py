@@ -108,13 +108,14 @@ def nominal(group, fallback):
     return read(group, schema.NOMINAL) if schema.NOMINAL in group else fallback
 
 
-def ensemble_size(group) -> int:
+def ensemble_size(group, disorder=None) -> int:
     """Configurations per temperature of a size group (EA Monte Carlo: overlap configurations
-    ρ of disjoint replica pairs, D × S × ⌊R/2⌋)."""
+    ρ of disjoint replica pairs, D × S × ⌊R/2⌋, D counting the disorder samples ``disorder``
+    (file ids; None: all))."""
     ds = require_dataset(group, schema.CONFIGS)
     if is_ea_monte_carlo(group):
         D, _, S, R = ds.shape[:4]
-        return D * S * (R // 2)
+        return (D if disorder is None else len(disorder)) * S * (R // 2)
     return ds.shape[1]
 
 
@@ -125,12 +126,13 @@ def is_ea_monte_carlo(group) -> bool:
             and str(group.attrs.get(schema.GROUP_ATTR_SOURCE, "monte_carlo")) == "monte_carlo")
 
 
-def read_configs(group, t: int, a: int, b: int, step: int = 1) -> np.ndarray:
+def read_configs(group, t: int, a: int, b: int, step: int = 1, disorder=None) -> np.ndarray:
     """Configurations ``a, a+step, … < b`` of temperature index ``t``: (n, L, …, L), stored dtype.
 
     EA Monte Carlo groups give the overlap configurations ρ = s·s' of the disjoint replica
     pairs (0, 1), (2, 3), … with flat index ``n = (d·S + k)·⌊R/2⌋ + p`` (disorder slowest),
-    the ensemble the super-resolution starts from (hpc_rg.io.ensemble).
+    the ensemble the super-resolution starts from (hpc_rg.io.ensemble); ``d`` counts the
+    disorder samples ``disorder`` (file ids; None: all).
     """
     ds = require_dataset(group, schema.CONFIGS)
     if not is_ea_monte_carlo(group):
@@ -144,7 +146,7 @@ def read_configs(group, t: int, a: int, b: int, step: int = 1) -> np.ndarray:
         if hi <= lo:
             continue
         k0, k1 = lo // P, (hi - 1) // P + 1
-        x = np.asarray(ds[d, t, k0:k1, : 2 * P])  # (k, 2P, *lat)
+        x = np.asarray(ds[d if disorder is None else int(disorder[d]), t, k0:k1, : 2 * P])
         rho = x[:, 0::2] * x[:, 1::2]
         rho = rho.reshape(((k1 - k0) * P,) + rho.shape[2:])
         parts.append(rho[lo - k0 * P: hi - k0 * P])

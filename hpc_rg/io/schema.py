@@ -103,6 +103,10 @@ GROUP_ATTR_IDENTITY_Z = "identity_z"  # (T,) Gaussian couplings: disorder-averag
 GROUP_ATTR_IDENTITY_LIMIT = "identity_limit"  # |identity_z| above this fails (inf: untested)
 GROUP_ATTR_EQUILIBRATION_SIGMA = "equilibration_sigma"
 GROUP_ATTR_MIN_ROUND_TRIPS = "min_round_trips"
+# which disorder samples a downstream output used (hpc_rg.io.equilibrated): attributes of
+# upscaled.h5 level groups and analysis.h5 groups, keys of the model.pt metadata
+ATTR_DISORDER_SAMPLES_USED = "disorder_samples_used"  # int64 (D_used,): ids in samples.h5
+ATTR_EQUILIBRATED_ONLY = "equilibrated_only"  # bool: restricted to certified samples
 
 # leading axes
 CLEAN_AXES = ("temperature", "sample")

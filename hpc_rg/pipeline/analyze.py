@@ -57,7 +57,8 @@ def run_analyze(cfg, comms, stop, resume: bool, device) -> None:
                 continue
             log.info(f"[analyze] {path}: sizes {', '.join(map(str, want or have))}")
             tables += file_tables(f, comms.world, sizes=want, rs=rs,
-                                  n_bins=a.jackknife_bins or None)
+                                  n_bins=a.jackknife_bins or None,
+                                  only_passed=cfg.sample.equilibration.only_passed)
     missing = sorted(set(a.sizes) - {t.L for t in tables})
     if missing:
         raise InputFileError(f"{cfg.source}: analyze.sizes: no group /L{missing[0]} in "

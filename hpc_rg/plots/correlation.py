@@ -29,10 +29,12 @@ def correlation_data(inp, t: int, max_configs: int = 2000):
         T = grid(g)
         tt = nearest_index(T, T_nom)
         rs = distances(L)
-        x = correlation_series(g, tt, rs, inp.dims, max_configs)
-        ch = int(g.attrs.get("disorder_samples" if inp.spec.disordered
-                             else schema.GROUP_ATTR_CHAINS, 1))
-        step_one = ensemble_size(g) <= max_configs
+        ids = inp.disorder_ids(g)
+        x = correlation_series(g, tt, rs, inp.dims, max_configs, disorder=ids)
+        ch = (len(ids) if ids is not None else
+              int(g.attrs.get("disorder_samples" if inp.spec.disordered
+                              else schema.GROUP_ATTR_CHAINS, 1)))
+        step_one = ensemble_size(g, ids) <= max_configs
         G, err = jackknife_mean(x, ch if step_one else 1)
         rows.append(("MC", L, float(T[tt]), rs, G, err, x.shape[0]))
     for L, g in inp.levels():

@@ -62,6 +62,8 @@ def plot_binder(inp, out):
     ax = axes[0]
     for L, g in mc:
         q, T = read(g, "overlap"), grid(g)
+        ids = inp.disorder_ids(g)  # the certified disorder samples, as analyze
+        q = q if ids is None else q[ids]
         g_err = np.array([binder_ratio(mc_overlaps(q, t)) for t in range(len(T))])
         ax.errorbar(T, g_err[:, 0], g_err[:, 1], fmt="-o", ms=3, capsize=2, color=colours[L],
                     label=f"MC L={L} (D={q.shape[0]})")

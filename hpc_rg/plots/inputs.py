@@ -92,9 +92,18 @@ class Inputs:
         if self.samples is None or self.upscaled is None:
             return 1
         _, g = self.input_group("curves")
-        if self.spec.disordered:
-            return int(g.attrs.get("disorder_samples", 1))
+        if self.spec.disordered:  # the disorder samples the levels were made from
+            used = self.levels(filtered=False)[0][1].attrs.get(schema.ATTR_DISORDER_SAMPLES_USED)
+            return len(used) if used is not None else int(g.attrs.get("disorder_samples", 1))
         return int(g.attrs.get(schema.GROUP_ATTR_CHAINS, 1))
+
+    def disorder_ids(self, g):
+        """File ids of the disorder samples of the Monte Carlo group ``g`` that the plots
+        average (``sample.equilibration.only_passed`` of the run's deck, as ``analyze``);
+        None for a group without disorder samples."""
+        from ..analysis.tables import run_config
+        from ..io.equilibrated import only_passed_of, usable_disorder_samples
+        return usable_disorder_samples(g, only_passed_of(run_config(g.file)), warn=False).ids
 
     def scan_grid(self):
         """Nominal temperatures (couplings) of the super-resolution inputs."""

@@ -16,7 +16,9 @@ running or killed) it prints
 * per size group ``/L<n>``: source (monte_carlo / superres ...), model, level,
   ``size_complete`` and ``chunks_done``; for Edwards–Anderson Monte Carlo groups the
   equilibration certificate's summary line ("124/128 disorder samples equilibrated at all
-  temperatures; 4 not: ids ..."); then the other group attributes (arrays longer
+  temperatures; 4 not: ids ..."); for outputs made from an Edwards–Anderson ensemble the
+  disorder samples they used (``disorder samples used: 3 [0, 2, 3], certified equilibrated
+  only``); then the other group attributes (arrays longer
   than 8 values are summarised as ``[n values, min .. max]``);
 * every dataset with its shape, dtype and ``axes`` attribute (``virtual`` for the VDS
   writer); 1-d datasets of at most 8 values (temperatures) are shown in full.
@@ -24,7 +26,8 @@ running or killed) it prints
 For ``model.pt`` (the train stage's network) it prints the model, lattice dimension,
 blocking, training lattice size, the network spec (depth, width, kernel, conditioned,
 parameter count), its temperatures, the training summary (epochs, best validation loss,
-history length), the temperature flow and the provenance. Reading it imports torch.
+history length), the temperature flow, the disorder samples trained on (Edwards–Anderson)
+and the provenance. Reading it imports torch.
 
 ``--json`` prints one JSON document (a list with one object per file) instead.
 
@@ -141,6 +144,8 @@ def model_info(path: Path) -> dict:
                                                   "best_validation_loss", "stopped_early")},
             "history_length": len(meta.get("history") or []),
             "flow": meta.get("flow"), "exact_flow": meta.get("exact_flow"),
+            "disorder": {k: meta[k] for k in (schema.ATTR_DISORDER_SAMPLES_USED,
+                                              schema.ATTR_EQUILIBRATED_ONLY) if k in meta},
             "provenance": {k: v for k, v in (meta.get("provenance") or {}).items()
                            if k in PROVENANCE and k != schema.ATTR_STAGE},
             "config_yaml": (meta.get("provenance") or {}).get(schema.ATTR_CONFIG, "")}
@@ -211,8 +216,10 @@ def _group_lines(g: dict, indent: str = "") -> list[str]:
     lines = [f"{indent}{g['name']}  " + "  ".join(head)]
     if schema.GROUP_ATTR_EQUILIBRATION in a:  # EA Monte Carlo: the per-sample certificate
         lines.append(f"{indent}  equilibration: {fmt(a[schema.GROUP_ATTR_EQUILIBRATION])}")
+    if schema.ATTR_DISORDER_SAMPLES_USED in a:  # made from an EA ensemble: which samples
+        lines.append(f"{indent}  {_used_line(a)}")
     rest = [f"{k}={fmt(v)}" for k, v in a.items()
-            if k not in GROUP_HEAD + (schema.GROUP_ATTR_EQUILIBRATION,)]
+            if k not in GROUP_HEAD + (schema.GROUP_ATTR_EQUILIBRATION,) + USED_KEYS]
     line = indent + "  @"
     for item in rest:  # wrap the remaining attributes at ~100 characters
         if len(line) + len(item) > 100 and line.strip() != "@":
@@ -225,6 +232,21 @@ def _group_lines(g: dict, indent: str = "") -> list[str]:
     for sub in g["groups"]:
         lines += _group_lines(sub, indent + "  ")
     return lines
+
+
+USED_KEYS = (schema.ATTR_DISORDER_SAMPLES_USED, schema.ATTR_EQUILIBRATED_ONLY)
+MAX_IDS = 32  # disorder sample ids shown
+
+
+def _used_line(a: dict) -> str:
+    """``disorder samples used: 3 [0, 2, 3], certified equilibrated only`` (the first
+    ``MAX_IDS`` ids)."""
+    ids = np.atleast_1d(np.asarray(plain(a[schema.ATTR_DISORDER_SAMPLES_USED]))).tolist()
+    how = ("certified equilibrated only" if a.get(schema.ATTR_EQUILIBRATED_ONLY)
+           else "not restricted to equilibrated ones")
+    more = ", ..." if len(ids) > MAX_IDS else ""
+    return (f"disorder samples used: {len(ids)} [{', '.join(map(str, ids[:MAX_IDS]))}{more}], "
+            f"{how}")
 
 
 def render(info: dict, full_config: bool = False) -> str:
@@ -262,6 +284,8 @@ def _render_model(info: dict, full_config: bool) -> str:
                          ", ".join(f"{k}={fmt(v)}" for k, v in flow.items())
                          if isinstance(flow, dict) else fmt(flow)),
            "  " + ", ".join(f"{k}={fmt(v)}" for k, v in p.items())]
+    if info.get("disorder"):
+        out.insert(-1, "  " + _used_line(info["disorder"]))
     if info["config_yaml"]:
         out.append("  config_yaml:")
         out += ["    " + line for line in _config_lines(info["config_yaml"], full_config)]

@@ -17,7 +17,9 @@ and temperature (φ⁴: coupling):
 * edwards_anderson: the overlap Binder ratio g, chi_SG = N [<q^2>], [<|q|>], link
   overlap [<q_l>], [<e>] (Monte Carlo), and xi_2, G(r) of the overlap field rho = s^a s^b
   (all replica pairs; super-resolved groups store rho). Thermal averages per disorder
-  sample first, jackknife over disorder samples.
+  sample first, jackknife over disorder samples; Monte Carlo groups average only the
+  samples certified as equilibrated unless the run's deck sets
+  sample.equilibration.only_passed: false (one warning names those left out).
 
 Errors: jackknife over blocks of configurations (clean models, blocks within chains) or
 over disorder samples. Energies and magnetizations come from the stored per-sample

@@ -31,6 +31,7 @@ def train_cnn(cfg, comms, stop, resume: bool, device) -> None:
 
     from ...io.ensemble import chain_length, ensemble_size, grid, read_runs, split_runs
     from ...io.ensemble import take_share
+    from ...io.equilibrated import usable_disorder_samples
     from ...rng import derive_seed
     from ...superres.modelfile import save_model
     from ...superres.network import NetworkBank, NetworkSpec
@@ -48,15 +49,17 @@ def train_cnn(cfg, comms, stop, resume: bool, device) -> None:
     rank, size = comms.rank, comms.size
     with open_samples(cfg) as f:
         g = size_group(f, L, f.filename)
-        N, S = ensemble_size(g), chain_length(g)
+        used = usable_disorder_samples(g, cfg.sample.equilibration.only_passed,
+                                       warn=comms.is_root, stage="train")
+        N, S = ensemble_size(g, used.ids), chain_length(g)
         try:
             train_runs, val_runs = split_runs(N, S, t.validation_fraction)
         except ValueError as e:
             raise ConfigError(f"{cfg.source}: {e}") from None
-        train_np = read_runs(g, take_share(train_runs, rank, size))
-        val_np = read_runs(g, take_share(val_runs, rank, size))
+        train_np = read_runs(g, take_share(train_runs, rank, size), disorder=used.ids)
+        val_np = read_runs(g, take_share(val_runs, rank, size), disorder=used.ids)
         temps = grid(g)
-        flow = measure_flow(cfg, f, L, field, blocking, comms, device)
+        flow = measure_flow(cfg, f, L, field, blocking, comms, device, disorder=used.ids)
     # φ⁴: bound of the field the network may predict (1.5 × the largest |φ| trained on), so
     # that an iterated chain cannot run away outside the training range
     field_bound = 1.5 * comms.world.allreduce(float(np.abs(train_np).max()) if train_np.size
@@ -101,6 +104,9 @@ def train_cnn(cfg, comms, stop, resume: bool, device) -> None:
             "field_bound": field_bound if field == "phi4" else None,
             "exact_flow": _exact_flow(cfg, blocking),
             "provenance": plain_provenance(cfg, comms, "train")}
+    if used.ids is not None:  # EA: the disorder samples trained on
+        meta[schema.ATTR_DISORDER_SAMPLES_USED] = [int(i) for i in used.ids]
+        meta[schema.ATTR_EQUILIBRATED_ONLY] = bool(used.equilibrated_only)
     write_on_root(comms, final, lambda path: save_model(path, bank, meta))
     log.info(f"[train] wrote {final} (best validation loss {state.best_loss:.5f} at epoch "
              f"{state.best_epoch}, {state.epoch} epochs)")

@@ -1,6 +1,8 @@
 """Upscaling with the CNN: the trained network applied repeatedly, L -> 2L -> ... -> target_L.
 
-The inputs are the size-L Monte Carlo configurations of ``samples.h5`` (EA: overlaps).
+The inputs are the size-L Monte Carlo configurations of ``samples.h5`` (EA: overlaps of
+the disorder samples :func:`~hpc_rg.io.equilibrated.usable_disorder_samples` admits; every
+level group records them).
 Work is cut into fixed global batches of ``upscale.batch`` configurations of one
 temperature; batches are dealt to ranks in contiguous blocks and every batch goes
 through all levels on its rank's device, so memory per rank is bounded by one batch at
@@ -32,13 +34,16 @@ class CnnUpscaler(Upscaler):
         from mpi4py import MPI
 
         from ...io.ensemble import ensemble_size, grid
+        from ...io.equilibrated import usable_disorder_samples
         from ...superres import load
         self.cfg, self.comms, self.device = cfg, comms, device
         self.model = load(cfg.output_dir / schema.MODEL_FILE, device)
         self.sizes = levels_of(cfg)
         with open_samples(cfg) as f:
             g0 = size_group(f, cfg.sample.L, f.filename)
-            self.N_all, self.temps = ensemble_size(g0), grid(g0)
+            self.used = usable_disorder_samples(g0, cfg.sample.equilibration.only_passed,
+                                                warn=comms.is_root, stage="upscale")
+            self.N_all, self.temps = ensemble_size(g0, self.used.ids), grid(g0)
         self.N = min(cfg.upscale.samples or self.N_all, self.N_all)
         self.per_T = -(-self.N // cfg.upscale.batch)
         self.work = list(block_range(len(self.temps) * self.per_T, comms.size, comms.rank))
@@ -86,6 +91,7 @@ class CnnUpscaler(Upscaler):
                      schema.GROUP_ATTR_OVERLAP_CONFIGS: self.spec.disordered,
                      schema.GROUP_ATTR_NETWORK_TEMPERATURES: net_T}
             attrs.update(flow_attrs)
+            attrs.update(self.used.attrs())
             h5.set_attrs(g, attrs)
 
     def structure_complete(self, h5) -> bool:
@@ -104,7 +110,8 @@ class CnnUpscaler(Upscaler):
         k, a = divmod(self.work[r], self.per_T)
         a *= B
         b = min(a + B, N)
-        x = torch.from_numpy(read_runs(inputs, input_runs(a, b, N, self.N_all), t=k)).to(self.device)
+        x = torch.from_numpy(read_runs(inputs, input_runs(a, b, N, self.N_all), t=k,
+                                       disorder=self.used.ids)).to(self.device)
         ids = torch.arange(a, b) + k * N
         blocking = coarse_blocking(model.blocking)
         for level, Lp in enumerate(self.sizes, start=1):
