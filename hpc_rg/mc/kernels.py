@@ -90,6 +90,7 @@ def choose_spin_kernel(requested: str, model, algorithm: str, device="cpu") -> K
                                                     f"the compiled one is unavailable: {failed}")
         elif requested == "msc":  # config validation rejects this; kept for direct callers
             raise ValueError(f"sample.kernel=msc: {reason}")
-    kernel, why = compiled.choose_kernel("auto" if requested == "msc" else requested, model.name,
-                                         algorithm, device)
+    if requested in ("compiled", "torch"):  # insisted on: compiled warns where it cannot run
+        return KernelChoice(requested, None, f"sample.kernel: {requested}")
+    kernel, why = compiled.choose_kernel("auto", model.name, algorithm, device)
     return KernelChoice(kernel, None, why)

@@ -107,26 +107,32 @@ def _announce_kernel(cfg, comms, device) -> None:
     if s.algorithm not in compiled.RULES or m.spec.continuous:
         return  # cluster moves, HMC, Langevin, phi^4: no spin kernel to choose
     if s.kernel != "torch" and str(device).startswith("cpu"):
+        msc_built = False
         if s.kernel in ("auto", "msc") and msc_unsupported(m, s.algorithm) is None:
-            _build_msc_once(comms.world)
-        compiled.build_once(comms.world)
+            msc_built = _build_msc_once(comms.world)
+        if not msc_built:
+            compiled.build_once(comms.world)
     choice = choose_spin_kernel(s.kernel, m, s.algorithm, device)
-    if comms.is_root and not (s.kernel == "compiled" and choice.kernel == "torch"):  # that warns
-        log.info(f"[sample] Monte Carlo kernel: {choice.kernel} ({choice.why})")
+    kernel, why = choice.kernel, choice.why
+    if kernel != "msc":
+        kernel, why = compiled.choose_kernel(s.kernel, m.name, s.algorithm, device)
+    if comms.is_root and not (s.kernel == "compiled" and kernel == "torch"):  # that one warns
+        log.info(f"[sample] Monte Carlo kernel: {kernel} ({why})")
 
 
-def _build_msc_once(comm) -> None:
+def _build_msc_once(comm) -> bool:
     """Collective: rank 0 builds (or finds) the multi-spin-coded kernel, then the others load
-    it (a failure is reported by the kernel choice, never raised here)."""
+    it; returns whether it built (a failure is reported by the kernel choice, never raised)."""
     from ..mc.compiled import KernelUnavailable
     from ..mc.msc import compiled as msc_compiled
 
+    ok = True
     if comm.Get_rank() == 0:
         try:
             msc_compiled.load_library()
         except KernelUnavailable:
-            pass
-    comm.Barrier()
+            ok = False
+    return bool(comm.bcast(ok, root=0))
 
 
 def _ckpt_name(cfg, L: int) -> str:

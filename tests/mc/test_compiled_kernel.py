@@ -269,7 +269,10 @@ def test_ensemble_compiled_equals_torch(lib, threads, case):
 @pytest.fixture
 def no_compiler(monkeypatch, tmp_path):
     """No C++ compiler and an empty kernel cache for one test; yields the missing path."""
+    from hpc_rg.mc.msc import compiled as msc_compiled
+
     monkeypatch.setattr(compiled, "_STATE", {})
+    monkeypatch.setattr(msc_compiled, "_LIBS", {})
     monkeypatch.setenv("HPC_RG_KERNEL_CACHE", str(tmp_path))
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     return tmp_path / "no-such-compiler"
@@ -325,11 +328,56 @@ def test_ensemble_compiled_slabs_equal_torch(lib, case):
 
 # =========================================================================== kernel: auto
 def test_auto_is_the_default_and_runs_the_compiled_kernel(lib):
-    cfg = make_cfg(kernel=None)  # no kernel key: the deck default
-    assert cfg.sample.kernel == "auto"
-    e = self_ensemble(cfg)
-    assert e.kernel == "compiled" and e._kernel is not None
-    assert "bit-identical" in e.kernel_reason
+    """Where multi-spin coding does not apply (a field, Gaussian couplings), auto runs the
+    compiled float kernel."""
+    for case in (ENSEMBLE_CASES[1], ENSEMBLE_CASES[3]):
+        cfg = make_cfg(**case, kernel=None)  # no kernel key: the deck default
+        assert cfg.sample.kernel == "auto"
+        e = self_ensemble(cfg)
+        assert e.kernel == "compiled" and e._kernel is not None and e._msc is None
+        assert "bit-identical" in e.kernel_reason
+
+
+@pytest.mark.parametrize("case", [ENSEMBLE_CASES[0], ENSEMBLE_CASES[2], ENSEMBLE_CASES[4]])
+def test_auto_runs_multi_spin_coding_for_pm_j_models(lib, case):
+    """±J models (Ising without field, EA with pm1) under Metropolis / heat bath: auto runs the
+    multi-spin-coded kernel, compiled on the CPU."""
+    case = {**case, "model_extra": {**case.get("model_extra", {}), "disorder": "pm1"}} \
+        if case["model"] == "edwards_anderson" else case
+    e = self_ensemble(make_cfg(**case, kernel=None))
+    assert e.kernel == "msc" and e._msc is not None and e._msc.impl == "compiled"
+    assert e.kernel_reason.startswith("multi-spin coded, 64 chains per word, compiled")
+
+
+@pytest.mark.parametrize("model_extra, algorithm, kernel, impl, why", [
+    ({}, "metropolis", "msc", "compiled", "multi-spin coded"),
+    ({"h": 0.1}, "metropolis", "compiled", None, "bit-identical"),
+    ({}, "wolff", "torch", None, "this run is ising with wolff"),
+])
+def test_choose_spin_kernel(lib, model_extra, algorithm, kernel, impl, why):
+    from hpc_rg.mc.kernels import choose_spin_kernel
+
+    m = make_cfg(model_extra=model_extra).model
+    c = choose_spin_kernel("auto", m, algorithm, "cpu")
+    assert (c.kernel, c.implementation) == (kernel, impl) and why in c.why
+
+
+def test_msc_on_a_gpu_device_is_the_torch_version():
+    """The choice for CUDA chains is made without touching a GPU: the torch MSC path."""
+    from hpc_rg.mc.kernels import choose_spin_kernel
+
+    c = choose_spin_kernel("auto", make_cfg().model, "metropolis", "cuda")
+    assert (c.kernel, c.implementation) == ("msc", "torch") and "torch on cuda" in c.why
+
+
+def test_kernel_msc_where_it_cannot_run_is_a_config_error():
+    from hpc_rg.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"sample.kernel=msc: it needs ±J couplings \(model.disorder: pm1\)"):
+        make_cfg("edwards_anderson", dims=3, L=4, kernel="msc",
+                 model_extra={"disorder_samples": 1, "disorder": "gaussian"})
+    with pytest.raises(ConfigError, match="sample.kernel=msc: it needs model.h = 0"):
+        make_cfg(kernel="msc", model_extra={"h": 0.5})
 
 
 @pytest.mark.parametrize("requested, model, algorithm, device, why", [
