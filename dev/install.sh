@@ -74,7 +74,8 @@ case "$TORCH_SPEC" in
     || { echo "[install] torch $torch_version installed, expected $TORCH_SPEC; remove $VENV and rerun" >&2; exit 1; } ;;
 esac
 # 6. The compiled Monte Carlo kernel (sample.kernel: auto), built once now instead of in the first run.
-(cd / && "$PY" -c 'from hpc_rg.mc.compiled import load_library; load_library()' >/dev/null 2>&1) \
-  && log "compiled Monte Carlo kernel: ready" \
+(cd / && "$PY" -c 'from hpc_rg.mc.compiled import load_library; load_library()
+from hpc_rg.mc.msc.compiled import load_library as msc; msc()' >/dev/null 2>&1) \
+  && log "compiled Monte Carlo kernels (float checkerboard, multi-spin coded): ready" \
   || log "compiled Monte Carlo kernel: not available here (runs use the torch kernel and say why)"
 log "done: $VENV (torch $torch_version)"

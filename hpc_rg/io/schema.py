@@ -58,6 +58,7 @@ GROUP_ATTR_SCANNED = "scanned"  # phi4: the scanned coupling, "kappa" or "mu2"
 GROUP_ATTR_RANKS_PER_REPLICA = "ranks_per_replica"
 GROUP_ATTR_SEED = "seed"
 GROUP_ATTR_SWEEPS = "sweeps"
+GROUP_ATTR_KERNEL = "kernel"  # the spin kernel that ran, and why (hpc_rg.mc.kernels)
 # super-resolved level groups
 GROUP_ATTR_LEVEL = "level"  # 1 = first upscaled size; made last at creation
 GROUP_ATTR_INPUT_L = "input_L"

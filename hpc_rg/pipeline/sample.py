@@ -292,6 +292,42 @@ def _write_chunk(h5, g: str, layout: SizeLayout, ens, comms, buf: ChunkBuffer, k
                                                   ens.local_shape))
     write_scalars = comms.slab_rank == 0
     scalars = {name: np.stack([m[name] for m in buf.scalars]) for name in layout.scalar_names()}
+    if layout.disordered:
+        _write_chunk_by_temperature(h5, g, ens, configs, labels, scalars, lat, k0, write_scalars)
+    else:
+        _write_chunk_by_chain(h5, g, layout, ens, configs, labels, scalars, lat, k0, write_scalars)
+    if layout.disordered and write_scalars and len(ens.d_indices):
+        d0, Dl = int(ens.d_indices[0]), len(ens.d_indices)  # not pair_observables(): collective
+        for name in layout.pair_names():
+            values = np.stack([p[name] for p in buf.pairs])  # (K, D_local, T, P)
+            sel = (slice(d0, d0 + Dl), slice(None), slice(k0, k0 + len(buf)), slice(None))
+            h5.put(f"{g}/{name}", sel, np.moveaxis(values, 0, 2))
+
+
+def _write_chunk_by_temperature(h5, g, ens, configs, labels, scalars, lat, k0, write_scalars):
+    """Disordered models: the rank's disorder samples are whole (every replica, every
+    temperature), so the chunk is reordered to the file's ``(d, t, k, r)`` axes in memory and
+    written as one hyperslab per dataset (not one small write per chain and label run: with
+    tempering after every sweep the labels change at every kept sample)."""
+    K, B = labels.shape
+    Dl, R, T = len(ens.d_indices), ens.R, ens.T
+    if not Dl:
+        return
+    who = np.argsort(labels.reshape(K, Dl, R, T), axis=-1)  # member at temperature t
+    base = (np.arange(Dl)[:, None] * R + np.arange(R)[None, :]) * T  # (Dl, R)
+    idx = base[None, :, :, None] + who  # (K, Dl, R, T): local chain at (d, r, t)
+    order = np.transpose(idx, (1, 3, 0, 2))  # (Dl, T, K, R)
+    d0 = int(ens.d_indices[0])
+    sel = (slice(d0, d0 + Dl), slice(None), slice(k0, k0 + K), slice(None))
+    kk = np.broadcast_to(np.arange(K)[None, None, :, None], order.shape)
+    h5.put(f"{g}/{schema.CONFIGS}", sel + lat, configs[kk, order])
+    if write_scalars:
+        for name, values in scalars.items():
+            h5.put(f"{g}/{name}", sel, values[kk, order])
+
+
+def _write_chunk_by_chain(h5, g, layout, ens, configs, labels, scalars, lat, k0, write_scalars):
+    """Clean models: each chain's runs of equal temperature label, one write each."""
     for b, chain in enumerate(ens.chain_ids):
         for a, z, t in _runs(labels[:, b]):
             sel = layout.chain_slot(int(chain), t, k0 + a, k0 + z)
@@ -299,13 +335,6 @@ def _write_chunk(h5, g: str, layout: SizeLayout, ens, comms, buf: ChunkBuffer, k
             if write_scalars:
                 for name, values in scalars.items():
                     h5.put(f"{g}/{name}", sel, values[a:z, b])
-    if layout.disordered and write_scalars:
-        d_idx = ens.d_indices  # not pair_observables(): that is collective over the slab
-        for name in layout.pair_names():
-            values = np.stack([p[name] for p in buf.pairs])  # (K, D_local, T, P)
-            for i, d in enumerate(d_idx):
-                sel = (int(d), slice(None), slice(k0, k0 + len(buf)), slice(None))
-                h5.put(f"{g}/{name}", sel, np.moveaxis(values[:, i], 0, 1))
 
 
 def _finish_group(h5, g: str, ens, comms) -> None:
@@ -315,4 +344,5 @@ def _finish_group(h5, g: str, ens, comms) -> None:
     for key, value in stats.items():
         attrs[schema.TEMPERING_PREFIX + key] = np.asarray(value)
     attrs[schema.GROUP_ATTR_SWEEPS] = int(ens.sweeps_done)
+    attrs[schema.GROUP_ATTR_KERNEL] = f"{ens.kernel} ({ens.kernel_reason})"
     h5.set_attrs(g, comms.bcast_root(attrs))

@@ -76,7 +76,10 @@ class MscChains:
         live[self.rows] = True
         # bit b of _idle[w] = 1: lane b of word w holds no local chain
         self._idle = layout.pack_spins(torch.where(live, 1, -1).view(-1, 1)).view(self.W)
-        self.spins = self._pack(spins)
+        self._words = self._pack(spins)
+        self._inner = None  # the compiled kernel's word-inner copy, when it is the current state
+        # stands in for the words (shape only) while the word-inner copy is the state
+        self._shape_ref = torch.empty((self.W,) + self.local_shape, dtype=torch.int64)
         self.J = None if couplings is None else self._pack(couplings)
         self.J_below = None
         if self.slab is not None and couplings_below is not None:
@@ -89,7 +92,28 @@ class MscChains:
         self._beta = None
         self._patterns: dict = {}  # threshold bits of the last set of distinct betas
         self.thresholds = None
-        self._jbits = None
+
+    # ------------------------------------------------------------------ state
+    @property
+    def spins(self) -> torch.Tensor:
+        """Spin words ``(W, *local_shape)`` int64 (bit 1: s = -1), current."""
+        if self._words is None:
+            from hpc_rg.mc.msc import compiled
+            self._words = compiled.from_inner(self._inner, self.W, self.local_shape)
+        return self._words
+
+    @spins.setter
+    def spins(self, words: torch.Tensor) -> None:
+        self._words, self._inner = words, None
+
+    def _inner_state(self) -> torch.Tensor:
+        """The word-inner copy the compiled kernel updates in place across calls (sweeps between
+        measurements then pay no copy into and out of the kernel's layout)."""
+        if self._inner is None:
+            from hpc_rg.mc.msc import compiled
+            self._inner = compiled.to_inner(self._words)
+        self._words = None  # the kernel is about to change the state
+        return self._inner
 
     # ------------------------------------------------------------------ packing
     def _pack(self, x: torch.Tensor) -> torch.Tensor:
@@ -151,14 +175,17 @@ class MscChains:
         k = self._kernel()
         parity0 = self.x0 % 2
         if self.slab is None:
-            if self.impl == "compiled" and unsatisfied:
-                out = torch.empty((self.W, layout.LANES), dtype=torch.int64)
-                k.sweep(self.spins, self.J, self.thresholds, self.seed, self._word_ids_t,
-                        self.site_ids, first, parity0=parity0, n_sweeps=n, unsat=out)
-                return out.reshape(-1)[self._rows_np].numpy()
+            if self.impl == "compiled":
+                out = torch.empty((self.W, layout.LANES), dtype=torch.int64) if unsatisfied else None
+                k.sweep(self._shape_ref, self.J, self.thresholds, self.seed, self._word_ids_t,
+                        self.site_ids, first, parity0=parity0, n_sweeps=n, unsat=out,
+                        inner=self._inner_state())
+                return None if out is None else out.reshape(-1)[self._rows_np].numpy()
+            self.spins = self.spins  # updated in place: drop any word-inner copy
             k.sweep(self.spins, self.J, self.thresholds, self.seed, self._word_ids_t, self.site_ids,
                     first, parity0=parity0, n_sweeps=n)
             return self.unsatisfied() if unsatisfied else None
+        self.spins = self.spins  # slabs update the words in place: drop any word-inner copy
         for s in range(first, first + n):
             for colour in (0, 1):
                 padded = exchange_halo(self.spins, self.slab)
@@ -200,17 +227,6 @@ class MscChains:
         else:
             counts = layout.unsatisfied(self.spins, self.J, above)
         return counts.reshape(-1).cpu()[self._rows_np].numpy()
-
-    def coupling_bits(self) -> np.ndarray | None:
-        """Per-chain coupling bit strings ``(B, d, M)`` uint64 (bit 1: J = -1); None without
-        couplings. Cached: the couplings never change."""
-        if self.J is None:
-            return None
-        if self._jbits is None:
-            planes = [self._chain_bits(self.J[:, mu].contiguous(), bonds=False)[:, 0]
-                      for mu in range(self.d)]
-            self._jbits = torch.stack(planes, 1).cpu().numpy().view(np.uint64)
-        return self._jbits
 
     def spins_pm(self, dtype=torch.int8) -> torch.Tensor:
         """±1 spins of the local chains, ``(B, *local_shape)`` of ``dtype``."""

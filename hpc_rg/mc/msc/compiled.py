@@ -29,6 +29,7 @@ from hpc_rg.mc.msc import rng
 from hpc_rg.mc.msc.sweep_torch import _extend
 
 __all__ = ["ISAS", "load_library", "vector_words", "update_colour", "sweep", "chain_bits", "unsatisfied",
+           "to_inner", "from_inner",
            "KernelUnavailable"]
 
 SOURCE = Path(__file__).with_name("msc_kernel.cpp")
@@ -44,7 +45,7 @@ class _Args(ctypes.Structure):
     _fields_ = [("d", _i), ("W", _i), ("n0", _i), ("n1", _i), ("n2", _i), ("ghost", _i),
                 ("par0", _i), ("colours", _i), ("site_ids", _p), ("s", _p), ("J", _p), ("J_inner", _i),
                 ("thr", _p), ("wkey", _p), ("active", _p), ("nactive", _i), ("counter0", _i), ("nsweeps", _i),
-                ("unsat", _p)]
+                ("unsat", _p), ("s_inner", _i)]
 
 
 class _BitsArgs(ctypes.Structure):
@@ -135,14 +136,33 @@ def _check(t: torch.Tensor, name: str, shape=None) -> torch.Tensor:
     return t
 
 
+def to_inner(spins: torch.Tensor, isa=None) -> torch.Tensor:
+    """Spin words ``(W, *L)`` -> the kernel's word-inner layout ``(N, W')``, W' = W rounded up to
+    the vector width (padding words zero)."""
+    vw = vector_words(isa)
+    W = spins.shape[0]
+    out = torch.zeros((spins[0].numel(), -(-W // vw) * vw), dtype=torch.int64)
+    out[:, :W] = spins.reshape(W, -1).t()
+    return out
+
+
+def from_inner(inner: torch.Tensor, W: int, shape) -> torch.Tensor:
+    """The word-inner layout ``(N, W')`` -> spin words ``(W, *shape)`` (inverse of :func:`to_inner`)."""
+    return inner[:, :W].t().contiguous().reshape((W,) + tuple(shape))
+
+
 def _run(spins, J, thresholds, seed, word_ids, site_ids, counter0, colours, parity0, ghosts, isa,
-         n_sweeps=1, unsat=None):
+         n_sweeps=1, unsat=None, inner=None):
     lib = load_library(isa)
     W, shape = spins.shape[0], tuple(spins.shape[1:])
     d = len(shape)
     if not 1 <= d <= 3:
         raise ValueError(f"the MSC kernel takes 1 to 3 dimensions, got spins of shape {tuple(spins.shape)}")
     _check(spins, "spins")
+    if inner is not None:
+        if ghosts is not None:
+            raise ValueError("the word-inner spins take no ghost planes")
+        _check(inner, "inner", (spins[0].numel(), -(-W // int(lib.msc_vector_words())) * int(lib.msc_vector_words())))
     if J is not None:
         _check(J, "J", (W, d) + shape)
     thr = _check(thresholds, "thresholds", (W, 2 * d + 1, 33))
@@ -160,7 +180,8 @@ def _run(spins, J, thresholds, seed, word_ids, site_ids, counter0, colours, pari
     a.d, a.W = d, W
     a.n0, a.n1, a.n2 = (shape + (1, 1))[:3]
     a.ghost, a.par0, a.colours = int(ghosts is not None), int(parity0) % 2, colours
-    a.site_ids, a.s = ids.data_ptr(), s_all.data_ptr()
+    a.site_ids, a.s = ids.data_ptr(), (s_all if inner is None else inner).data_ptr()
+    a.s_inner = int(inner is not None)
     if ghosts is None and J_all is not None:  # couplings already word-inner (cached)
         J_all = _word_inner(J_all, int(lib.msc_vector_words()))
         a.J_inner = 1
@@ -175,7 +196,7 @@ def _run(spins, J, thresholds, seed, word_ids, site_ids, counter0, colours, pari
         raise RuntimeError(f"compiled MSC kernel failed (code {rc})")
     if ghosts is not None:
         spins.copy_(s_all[:, 1:-1])
-    return spins
+    return spins if inner is None else inner
 
 
 def update_colour(spins, J, thresholds, seed, word_ids, site_ids, counter, colour, parity0=0,
@@ -186,16 +207,18 @@ def update_colour(spins, J, thresholds, seed, word_ids, site_ids, counter, colou
 
 
 def sweep(spins, J, thresholds, seed, word_ids, site_ids, sweep_index, parity0=0, n_sweeps=1, isa=None,
-          unsat=None):
+          unsat=None, inner=None):
     """As :func:`hpc_rg.mc.msc.sweep_torch.sweep` (bit-identical): sweeps ``sweep_index`` ..
     ``sweep_index + n_sweeps - 1`` in one call (the copy into and out of the kernel's
     word-inner buffer is paid once per call). ``unsat`` ``(W, 64)`` int64, when given, receives
     the unsatisfied bonds per lane after the last sweep (:func:`unsatisfied`, counted on the
-    kernel's word-inner copy: no second pass over memory)."""
+    kernel's word-inner copy: no second pass over memory). ``inner``, when given, is the
+    state in the kernel's word-inner layout (:func:`to_inner`), updated in place without the
+    copies (``spins`` then only gives the shape and is left as it was)."""
     if int(n_sweeps) < 1:
         raise ValueError(f"n_sweeps must be >= 1, got {n_sweeps}")
     return _run(spins, J, thresholds, seed, word_ids, site_ids, 2 * int(sweep_index), 2, parity0,
-                None, isa, n_sweeps, unsat)
+                None, isa, n_sweeps, unsat, inner)
 
 
 def chain_bits(spins, above=None, bonds=True, isa=None) -> torch.Tensor:

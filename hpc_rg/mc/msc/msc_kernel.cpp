@@ -95,6 +95,7 @@ struct Args {           // mirror of hpc_rg.mc.msc.compiled._Args
     int64_t counter0;           // random counter of colour 0 of the first sweep (2 * sweep)
     int64_t nsweeps;            // sweeps in this call (colours == 2), else 1
     int64_t* unsat;             // (W, 64): unsatisfied bonds per lane after the call, or null (no ghosts)
+    int64_t s_inner;            // 1: s is already word-inner, (n0 n1 n2, W'), updated in place (no ghosts)
 };
 
 static const int FIRST_DIGITS = 8;  // (32 - FIRST_DIGITS) % 4 == 0
@@ -235,50 +236,58 @@ static inline void vcsa(vec& h, vec& l, vec a, vec b, vec c) {
 }
 
 static void unsat_counts(const Ctx& c, int64_t d, int64_t W, int64_t* out) {
-    const int64_t n0 = c.n0, n1 = c.n1, n2 = c.n2, plane = n1 * n2, N = n0 * plane, Wv = c.Wv;
-    for (int64_t v = 0; v < c.nv; ++v) {
-        const int64_t o = v * VW;
-        vec ones = vset(0), twos = vset(0), fours = vset(0), hi[40], buf[8];
-        for (int i = 0; i < 40; ++i) hi[i] = vset(0);
-        int nb = 0, top = 0;
-        auto add = [&](vec x) {
-            buf[nb++] = x;
-            if (nb < 8) return;
-            nb = 0;
-            vec tA, tB, fA, fB, e;
-            vcsa(tA, ones, ones, buf[0], buf[1]);
-            vcsa(tB, ones, ones, buf[2], buf[3]);
-            vcsa(fA, twos, twos, tA, tB);
-            vcsa(tA, ones, ones, buf[4], buf[5]);
-            vcsa(tB, ones, ones, buf[6], buf[7]);
-            vcsa(fB, twos, twos, tA, tB);
-            vcsa(e, fours, fours, fA, fB);
-            for (int i = 0; i < 40 && !vzero(e); ++i) {
-                const vec t = vand(hi[i], e);
-                hi[i] = vxor(hi[i], e);
-                e = t;
-                if (i + 1 > top) top = i + 1;
-            }
-        };
-        for (int64_t i0 = 0; i0 < n0; ++i0)
-            for (int64_t i1 = 0; i1 < n1; ++i1)
-                for (int64_t i2 = 0; i2 < n2; ++i2) {
-                    const int64_t x = (i0 * n1 + i1) * n2 + i2;
-                    const vec sx = vload(c.S + x * Wv + o);
-                    int64_t y[3];
-                    y[0] = ((i0 + 1 < n0 ? i0 + 1 : 0) * n1 + i1) * n2 + i2;
-                    y[1] = (i0 * n1 + (i1 + 1 < n1 ? i1 + 1 : 0)) * n2 + i2;
-                    y[2] = (i0 * n1 + i1) * n2 + (i2 + 1 < n2 ? i2 + 1 : 0);
-                    for (int64_t mu = 0; mu < d; ++mu) {
-                        vec u = vxor(sx, vload(c.S + y[mu] * Wv + o));
-                        if (c.J) u = vxor(u, vload(c.J + (x * d + mu) * Wv + o));
-                        add(u);
+    // sites outer, vectors of words inner: every site reads contiguous rows of the word-inner
+    // arrays; one carry-save state per vector (the add sequence, hence nb, is shared)
+    const int64_t n0 = c.n0, n1 = c.n1, n2 = c.n2, Wv = c.Wv, nv = c.nv;
+    const int HI = 40;
+    std::vector<vec> ones(nv, vset(0)), twos(nv, vset(0)), fours(nv, vset(0));
+    std::vector<vec> hi(nv * HI, vset(0)), buf(nv * 8);
+    int nb = 0, top = 0;
+    for (int64_t i0 = 0; i0 < n0; ++i0)
+        for (int64_t i1 = 0; i1 < n1; ++i1)
+            for (int64_t i2 = 0; i2 < n2; ++i2) {
+                const int64_t x = (i0 * n1 + i1) * n2 + i2;
+                int64_t y[3];
+                y[0] = ((i0 + 1 < n0 ? i0 + 1 : 0) * n1 + i1) * n2 + i2;
+                y[1] = (i0 * n1 + (i1 + 1 < n1 ? i1 + 1 : 0)) * n2 + i2;
+                y[2] = (i0 * n1 + i1) * n2 + (i2 + 1 < n2 ? i2 + 1 : 0);
+                for (int64_t mu = 0; mu < d; ++mu) {
+                    const uint64_t* sx = c.S + x * Wv;
+                    const uint64_t* sy = c.S + y[mu] * Wv;
+                    const uint64_t* jx = c.J ? c.J + (x * d + mu) * Wv : nullptr;
+                    for (int64_t v = 0; v < nv; ++v) {
+                        vec u = vxor(vload(sx + v * VW), vload(sy + v * VW));
+                        if (jx) u = vxor(u, vload(jx + v * VW));
+                        buf[v * 8 + nb] = u;
+                    }
+                    if (++nb < 8) continue;
+                    nb = 0;
+                    for (int64_t v = 0; v < nv; ++v) {
+                        vec* b = &buf[v * 8];
+                        vec tA, tB, fA, fB, e;
+                        vcsa(tA, ones[v], ones[v], b[0], b[1]);
+                        vcsa(tB, ones[v], ones[v], b[2], b[3]);
+                        vcsa(fA, twos[v], twos[v], tA, tB);
+                        vcsa(tA, ones[v], ones[v], b[4], b[5]);
+                        vcsa(tB, ones[v], ones[v], b[6], b[7]);
+                        vcsa(fB, twos[v], twos[v], tA, tB);
+                        vcsa(e, fours[v], fours[v], fA, fB);
+                        vec* h = &hi[v * HI];
+                        for (int i = 0; i < HI && !vzero(e); ++i) {
+                            const vec t = vand(h[i], e);
+                            h[i] = vxor(h[i], e);
+                            e = t;
+                            if (i + 1 > top) top = i + 1;
+                        }
                     }
                 }
-        alignas(64) uint64_t w1[VW], w2[VW], w4[VW], wh[40][VW], wb[8][VW];
-        vstore(w1, ones); vstore(w2, twos); vstore(w4, fours);
-        for (int i = 0; i < top; ++i) vstore(wh[i], hi[i]);
-        for (int i = 0; i < nb; ++i) vstore(wb[i], buf[i]);
+            }
+    for (int64_t v = 0; v < nv; ++v) {
+        alignas(64) uint64_t w1[VW], w2[VW], w4[VW], wh[HI][VW], wb[8][VW];
+        vstore(w1, ones[v]); vstore(w2, twos[v]); vstore(w4, fours[v]);
+        for (int i = 0; i < top; ++i) vstore(wh[i], hi[v * HI + i]);
+        for (int i = 0; i < nb; ++i) vstore(wb[i], buf[v * 8 + i]);
+        const int64_t o = v * VW;
         for (int k = 0; k < VW && o + k < W; ++k)
             for (int b = 0; b < 64; ++b) {
                 int64_t n = (int64_t)((w1[k] >> b) & 1) + 2 * (int64_t)((w2[k] >> b) & 1) + 4 * (int64_t)((w4[k] >> b) & 1);
@@ -287,7 +296,6 @@ static void unsat_counts(const Ctx& c, int64_t d, int64_t W, int64_t* out) {
                 out[(o + k) * 64 + b] = n;
             }
     }
-    (void)N;
 }
 
 extern "C" {
@@ -299,10 +307,11 @@ int64_t msc_update(const Args* ap) {
     if (a.d < 1 || a.d > 3 || a.W < 1 || a.nactive > 2 * a.d + 1) return 1;
     const int64_t W = a.W, Wv = (W + VW - 1) / VW * VW, d = a.d, Z = 2 * d, NT = (Z + 1) * 33;
     const int64_t Ne = (a.n0 + 2 * a.ghost) * a.n1 * a.n2;
-    std::vector<uint64_t> S(Ne * Wv, 0), T(NT * Wv, 0), K(Wv, 0), Jb;
+    if (a.s_inner && a.ghost) return 3;
+    std::vector<uint64_t> S(a.s_inner ? 0 : Ne * Wv, 0), T(NT * Wv, 0), K(Wv, 0), Jb;
     const int64_t TILE = 64;  // transpose in tiles of sites: contiguous reads, writes stay in L1
     const uint64_t* s = (const uint64_t*)a.s;
-    for (int64_t i0 = 0; i0 < Ne; i0 += TILE) {
+    for (int64_t i0 = 0; !a.s_inner && i0 < Ne; i0 += TILE) {
         const int64_t i1 = i0 + TILE < Ne ? i0 + TILE : Ne;
         for (int64_t w = 0; w < W; ++w)
             for (int64_t i = i0; i < i1; ++i) S[i * Wv + w] = s[w * Ne + i];
@@ -327,7 +336,7 @@ int64_t msc_update(const Args* ap) {
     c.n0 = a.n0; c.n1 = a.n1; c.n2 = a.n2; c.ghost = a.ghost; c.n0e = a.n0 + 2 * a.ghost;
     c.par0 = a.par0; c.Wv = Wv; c.nv = Wv / VW; c.nact = a.nactive;
     for (int64_t q = 0; q < a.nactive; ++q) c.act[q] = (int)a.active[q];
-    c.site_ids = a.site_ids; c.S = S.data(); c.J = !a.J ? nullptr : a.J_inner ? (const uint64_t*)a.J : Jb.data(); c.T = T.data(); c.K = K.data();
+    c.site_ids = a.site_ids; c.S = a.s_inner ? (uint64_t*)a.s : S.data(); c.J = !a.J ? nullptr : a.J_inner ? (const uint64_t*)a.J : Jb.data(); c.T = T.data(); c.K = K.data();
     const int64_t nsweeps = a.colours == 2 ? a.nsweeps : 1;
     for (int64_t sw = 0; sw < nsweeps; ++sw)
         for (int colour = 0; colour < 2; ++colour) {
@@ -342,6 +351,7 @@ int64_t msc_update(const Args* ap) {
         if (a.ghost) return 2;
         unsat_counts(c, d, W, a.unsat);
     }
+    if (a.s_inner) return 0;
     const int64_t lo = a.ghost * a.n1 * a.n2, hi = Ne - lo;  // interior sites only
     uint64_t* out = (uint64_t*)a.s;
     for (int64_t i0 = lo; i0 < hi; i0 += TILE) {

@@ -3,15 +3,16 @@
 The bit strings are :meth:`hpc_rg.mc.msc.chains.MscChains.bits` ``(B, 1 + d, M)`` uint64:
 plane 0 the spins (bit 1: s = -1), plane 1 + mu the forward bonds ``s_x s_{x+e_mu}`` (bit 1:
 product -1), zero beyond the slab's sites. Every function returns counts over the slab's
-sites; summed over the slab ranks and turned into energies / overlaps by the caller they are
-the same numbers the float path computes (integers in float64 are exact).
+sites; summed over the slab ranks and turned into magnetisations / overlaps by the caller they
+are the same numbers the float path computes (integers in float64 are exact). Energies come
+from the unsatisfied-bond counts of :meth:`hpc_rg.mc.msc.chains.MscChains.unsatisfied`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["down_spins", "unsatisfied_bonds", "pair_differences"]
+__all__ = ["down_spins", "pair_differences"]
 
 
 def _count(a: np.ndarray) -> np.ndarray:
@@ -22,15 +23,6 @@ def _count(a: np.ndarray) -> np.ndarray:
 def down_spins(bits: np.ndarray) -> np.ndarray:
     """Number of s = -1 sites of every chain, ``(B,)`` int64."""
     return _count(bits[:, 0])
-
-
-def unsatisfied_bonds(bits: np.ndarray, coupling_bits: np.ndarray | None) -> np.ndarray:
-    """Forward bonds with ``J s_x s_y = -1`` of every chain, ``(B,)`` int64 (``coupling_bits``
-    ``(B, d, M)``, bit 1: J = -1; None: every J = +1)."""
-    b = bits[:, 1:]
-    if coupling_bits is not None:
-        b = b ^ coupling_bits
-    return _count(b).sum(axis=-1)
 
 
 def pair_differences(bits: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
