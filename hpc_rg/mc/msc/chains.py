@@ -90,7 +90,7 @@ class MscChains:
         self._word_ids_t = torch.as_tensor(self.word_ids, dtype=torch.int64)
         self._idle_np = self._idle.cpu().numpy()
         self._beta = None
-        self._patterns: dict = {}  # threshold bits of the last set of distinct betas
+        self._patterns: dict = {}  # beta -> its threshold bits (K,) uint8
         self.thresholds = None
 
     # ------------------------------------------------------------------ state
@@ -140,17 +140,20 @@ class MscChains:
         lanes = b.reshape(self.W, layout.LANES)[words]
         # the bits of each distinct beta, gathered per lane and packed 64 lanes to a word
         values, which = np.unique(lanes, return_inverse=True)
-        key = (tuple(values.tolist()))
-        bits = self._patterns.get(key)
-        if bits is None:
-            bits = layout.threshold_bits(torch.as_tensor(values), self.d, self.rule).numpy()
-            bits = bits.astype(np.uint8).reshape(len(values), -1)
-            self._patterns = {key: bits}
-        # lanes of each word at each value (64-bit masks), OR-ed onto each value's bit words
-        at = which.reshape(len(words), layout.LANES)[None] == np.arange(len(values))[:, None, None]
-        masks = np.packbits(at, axis=-1, bitorder="little").view(np.uint64)  # (values, w, 1)
-        full = np.where(bits.astype(bool), np.uint64(~np.uint64(0)), np.uint64(0))  # (values, K)
-        thr = np.bitwise_or.reduce(masks & full[:, None, :], axis=0).view(np.int64)
+        missing = [v for v in values.tolist() if v not in self._patterns]
+        if missing:
+            rows = layout.threshold_bits(torch.as_tensor(missing, dtype=torch.float64), self.d,
+                                         self.rule).numpy().astype(np.uint8)
+            self._patterns.update(zip(missing, rows.reshape(len(missing), -1)))
+        bits = np.stack([self._patterns[v] for v in values.tolist()])  # (values, K) 0/1
+        if self.impl == "compiled":
+            from hpc_rg.mc.msc import compiled
+            thr = compiled.pack_thresholds(bits, which.reshape(-1))
+        else:  # lanes of each word at each value (64-bit masks), OR-ed onto each value's bits
+            at = which.reshape(len(words), layout.LANES)[None] == np.arange(len(values))[:, None, None]
+            masks = np.packbits(at, axis=-1, bitorder="little").view(np.uint64)  # (values, w, 1)
+            full = np.where(bits.astype(bool), np.uint64(~np.uint64(0)), np.uint64(0))
+            thr = np.bitwise_or.reduce(masks & full[:, None, :], axis=0).view(np.int64)
         thr = thr.reshape(len(words), 2 * self.d + 1, layout.DIGITS + 1)
         thr[:, :, 0] |= self._idle_np[words, None]  # idle lanes: always flip
         host = self.thresholds.cpu() if self.thresholds.device.type != "cpu" else self.thresholds

@@ -22,6 +22,7 @@ import ctypes
 import threading
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from hpc_rg.mc.compiled import KernelUnavailable, build_shared_library
@@ -29,7 +30,7 @@ from hpc_rg.mc.msc import rng
 from hpc_rg.mc.msc.sweep_torch import _extend
 
 __all__ = ["ISAS", "load_library", "vector_words", "update_colour", "sweep", "chain_bits", "unsatisfied",
-           "to_inner", "from_inner",
+           "to_inner", "from_inner", "pack_thresholds",
            "KernelUnavailable"]
 
 SOURCE = Path(__file__).with_name("msc_kernel.cpp")
@@ -89,6 +90,9 @@ def load_library(isa: str | None = None) -> ctypes.CDLL:
             lib.msc_chain_bits.restype = ctypes.c_int64
             lib.msc_unsatisfied.argtypes = [ctypes.POINTER(_CountArgs)]
             lib.msc_unsatisfied.restype = ctypes.c_int64
+            lib.msc_pack_thresholds.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+                                                ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
+            lib.msc_pack_thresholds.restype = ctypes.c_int64
             _LIBS[isa] = lib
         return _LIBS[isa]
 
@@ -265,4 +269,18 @@ def unsatisfied(spins, J=None, above=None, isa=None) -> torch.Tensor:
     a.above, a.out = 0 if above is None else above.data_ptr(), out.data_ptr()
     if W and lib.msc_unsatisfied(ctypes.byref(a)):
         raise RuntimeError("compiled MSC unsatisfied-bond count failed")
+    return out
+
+
+def pack_thresholds(patterns: np.ndarray, which: np.ndarray, isa=None) -> np.ndarray:
+    """Threshold words ``(w, K)`` int64 from per-value bit patterns ``(V, K)`` (0/1) and the value
+    of every lane ``which (64 w,)``: bit b of ``out[i, k]`` = ``patterns[which[64 i + b], k]``."""
+    lib = load_library(isa)
+    pat = np.ascontiguousarray(patterns, dtype=np.uint8)
+    idx = np.ascontiguousarray(which, dtype=np.int64)
+    nw = idx.size // 64
+    out = np.empty((nw, pat.shape[1]), dtype=np.int64)
+    if nw and lib.msc_pack_thresholds(pat.ctypes.data, pat.shape[0], pat.shape[1], idx.ctypes.data,
+                                      nw, out.ctypes.data):
+        raise RuntimeError("compiled MSC threshold packing failed")
     return out

@@ -3,6 +3,7 @@
 // Words are processed VW at a time (AVX-512: 8, AVX2: 4, else 1): the kernel copies the
 // (W, sites) spins into a (sites, W') buffer (W' = W rounded up to VW), updates it, and
 // copies the result back. One thread.
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -492,6 +493,33 @@ int64_t msc_unsatisfied(const CountArgs* ap) {
                     }
                 }
         c.counts(a.out + 64 * w);
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------------------- thresholds
+// Threshold words of nw words from per-value bit patterns: out[w, k] has bit b set when
+// pattern which[64 w + b] has bit k (pat (V, K) 0/1 bytes). Masks per value, then one AND-OR
+// per (value present, k): the tempering update of every exchange.
+int64_t msc_pack_thresholds(const uint8_t* pat, int64_t V, int64_t K, const int64_t* which,
+                            int64_t nw, int64_t* out) {
+    std::vector<uint64_t> mask(V);
+    std::vector<int64_t> present;
+    for (int64_t w = 0; w < nw; ++w) {
+        std::fill(mask.begin(), mask.end(), 0);
+        for (int b = 0; b < 64; ++b) {
+            const int64_t v = which[64 * w + b];
+            if (v < 0 || v >= V) return 1;
+            mask[v] |= 1ULL << b;
+        }
+        present.clear();
+        for (int64_t v = 0; v < V; ++v) if (mask[v]) present.push_back(v);
+        uint64_t* o = (uint64_t*)out + w * K;
+        for (int64_t k = 0; k < K; ++k) {
+            uint64_t x = 0;
+            for (int64_t v : present) x |= pat[v * K + k] ? mask[v] : 0;
+            o[k] = x;
+        }
     }
     return 0;
 }
