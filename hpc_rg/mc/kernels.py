@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["KernelChoice", "msc_unsupported", "choose_spin_kernel"]
+__all__ = ["KernelChoice", "msc_unsupported", "msc_library_problem", "choose_spin_kernel"]
 
 RULES = ("metropolis", "heatbath")
 
@@ -55,8 +55,8 @@ def msc_unsupported(model, algorithm: str) -> str | None:
     return f"it is for ising / edwards_anderson, this run is {name}"
 
 
-def _msc_library() -> str | None:
-    """None when the compiled MSC kernel loads here, else why not."""
+def msc_library_problem() -> str | None:
+    """None when the compiled MSC kernel loads (building it on first use), else why not."""
     from hpc_rg.mc.compiled import KernelUnavailable
     from hpc_rg.mc.msc import compiled as msc_compiled
 
@@ -78,7 +78,7 @@ def choose_spin_kernel(requested: str, model, algorithm: str, device="cpu") -> K
             if dev.type != "cpu":
                 return KernelChoice("msc", "torch", f"multi-spin coded, 64 chains per int64 word, "
                                                     f"torch on {device}")
-            failed = _msc_library()
+            failed = msc_library_problem()
             if failed is None:
                 from hpc_rg.mc.msc import compiled as msc_compiled
                 isa = msc_compiled.default_isa()

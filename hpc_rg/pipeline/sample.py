@@ -123,15 +123,9 @@ def _announce_kernel(cfg, comms, device) -> None:
 def _build_msc_once(comm) -> bool:
     """Collective: rank 0 builds (or finds) the multi-spin-coded kernel, then the others load
     it; returns whether it built (a failure is reported by the kernel choice, never raised)."""
-    from ..mc.compiled import KernelUnavailable
-    from ..mc.msc import compiled as msc_compiled
+    from ..mc.kernels import msc_library_problem
 
-    ok = True
-    if comm.Get_rank() == 0:
-        try:
-            msc_compiled.load_library()
-        except KernelUnavailable:
-            ok = False
+    ok = comm.Get_rank() != 0 or msc_library_problem() is None
     return bool(comm.bcast(ok, root=0))
 
 

@@ -78,6 +78,7 @@ class MscChains:
         self._idle = layout.pack_spins(torch.where(live, 1, -1).view(-1, 1)).view(self.W)
         self._words = self._pack(spins)
         self._inner = None  # the compiled kernel's word-inner copy, when it is the current state
+        self._bits = None  # bits() of the current state (measurements read it several times)
         # stands in for the words (shape only) while the word-inner copy is the state
         self._shape_ref = torch.empty((self.W,) + self.local_shape, dtype=torch.int64)
         self.J = None if couplings is None else self._pack(couplings)
@@ -104,7 +105,7 @@ class MscChains:
 
     @spins.setter
     def spins(self, words: torch.Tensor) -> None:
-        self._words, self._inner = words, None
+        self._words, self._inner, self._bits = words, None, None
 
     def _inner_state(self) -> torch.Tensor:
         """The word-inner copy the compiled kernel updates in place across calls (sweeps between
@@ -173,6 +174,7 @@ class MscChains:
 
         With ``unsatisfied``, returns :meth:`unsatisfied` after the last sweep (counted inside
         the compiled kernel's call when the lattice is not split into slabs)."""
+        self._bits = None
         if self.W == 0 or n < 1:
             return self.unsatisfied() if unsatisfied else None
         k = self._kernel()
@@ -217,8 +219,12 @@ class MscChains:
         """Per-chain bit strings of the slab, ``(B, 1 + d, M)`` uint64 (collective over the slab
         when ``bonds``): plane 0 the spins, 1 + mu the bonds along mu (see
         :func:`hpc_rg.mc.msc.layout.chain_bits`)."""
+        cached = self._bits
+        if cached is not None and (cached.shape[1] > 1 or not bonds):  # same state, enough planes
+            return cached if bonds else cached[:, :1]
         above = self._above() if bonds else None
-        return self._chain_bits(self.spins, above, bonds).cpu().numpy().view(np.uint64)
+        self._bits = self._chain_bits(self.spins, above, bonds).cpu().numpy().view(np.uint64)
+        return self._bits
 
     def unsatisfied(self) -> np.ndarray:
         """Unsatisfied forward bonds (``J s_x s_y = -1``) of every chain over the slab's sites,

@@ -155,14 +155,25 @@ def from_inner(inner: torch.Tensor, W: int, shape) -> torch.Tensor:
     return inner[:, :W].t().contiguous().reshape((W,) + tuple(shape))
 
 
+def _lattice(spins: torch.Tensor, what: str) -> tuple:
+    """``(W, shape, d)`` of contiguous int64 CPU spin words ``(W, *L)``, d = 1..3."""
+    W, shape = spins.shape[0], tuple(spins.shape[1:])
+    if not 1 <= len(shape) <= 3:
+        raise ValueError(f"{what} takes 1 to 3 dimensions, got spins of shape {tuple(spins.shape)}")
+    _check(spins, "spins")
+    return W, shape, len(shape)
+
+
+def _set_shape(a, W: int, shape: tuple) -> None:
+    """Fill the ``d, W, n0, n1, n2`` fields of a kernel argument struct."""
+    a.d, a.W = len(shape), W
+    a.n0, a.n1, a.n2 = (shape + (1, 1))[:3]
+
+
 def _run(spins, J, thresholds, seed, word_ids, site_ids, counter0, colours, parity0, ghosts, isa,
          n_sweeps=1, unsat=None, inner=None):
     lib = load_library(isa)
-    W, shape = spins.shape[0], tuple(spins.shape[1:])
-    d = len(shape)
-    if not 1 <= d <= 3:
-        raise ValueError(f"the MSC kernel takes 1 to 3 dimensions, got spins of shape {tuple(spins.shape)}")
-    _check(spins, "spins")
+    W, shape, d = _lattice(spins, "the MSC kernel")
     if inner is not None:
         if ghosts is not None:
             raise ValueError("the word-inner spins take no ghost planes")
@@ -181,8 +192,7 @@ def _run(spins, J, thresholds, seed, word_ids, site_ids, counter0, colours, pari
     active = torch.tensor([n for n in range(2 * d + 1) if bool((thr[:, n, 0] != -1).any())],
                           dtype=torch.int64)
     a = _Args()
-    a.d, a.W = d, W
-    a.n0, a.n1, a.n2 = (shape + (1, 1))[:3]
+    _set_shape(a, W, shape)
     a.ghost, a.par0, a.colours = int(ghosts is not None), int(parity0) % 2, colours
     a.site_ids, a.s = ids.data_ptr(), (s_all if inner is None else inner).data_ptr()
     a.s_inner = int(inner is not None)
@@ -229,19 +239,14 @@ def chain_bits(spins, above=None, bonds=True, isa=None) -> torch.Tensor:
     """As :func:`hpc_rg.mc.msc.layout.chain_bits` (bit-identical): per-lane bit strings
     ``(64 W, 1 + d bonds, ceil(N / 64))`` int64 of the spin words ``(W, *L)``."""
     lib = load_library(isa)
-    W, shape = spins.shape[0], tuple(spins.shape[1:])
-    d = len(shape)
-    if not 1 <= d <= 3:
-        raise ValueError(f"chain_bits takes 1 to 3 dimensions, got spins of shape {tuple(spins.shape)}")
-    _check(spins, "spins")
+    W, shape, d = _lattice(spins, "chain_bits")
     if above is not None:
         _check(above, "above", (W,) + shape[1:])
     N = spins[0].numel()
     P, M = 1 + (d if bonds else 0), -(-N // 64)
     out = torch.empty((64 * W, P, M), dtype=torch.int64)
     a = _BitsArgs()
-    a.d, a.W = d, W
-    a.n0, a.n1, a.n2 = (shape + (1, 1))[:3]
+    _set_shape(a, W, shape)
     a.s, a.above, a.bonds = spins.data_ptr(), 0 if above is None else above.data_ptr(), int(bool(bonds))
     a.out = out.data_ptr()
     if W and lib.msc_chain_bits(ctypes.byref(a)):
@@ -254,17 +259,14 @@ def unsatisfied(spins, J=None, above=None, isa=None) -> torch.Tensor:
     of ``s_x ^ s_{x+e_mu} ^ J_mu(x)`` (neighbours as :func:`chain_bits`); equals
     :func:`hpc_rg.mc.msc.layout.unsatisfied`."""
     lib = load_library(isa)
-    W, shape = spins.shape[0], tuple(spins.shape[1:])
-    d = len(shape)
-    _check(spins, "spins")
+    W, shape, d = _lattice(spins, "unsatisfied")
     if J is not None:
         _check(J, "J", (W, d) + shape)
     if above is not None:
         _check(above, "above", (W,) + shape[1:])
     out = torch.empty((W, 64), dtype=torch.int64)
     a = _CountArgs()
-    a.d, a.W = d, W
-    a.n0, a.n1, a.n2 = (shape + (1, 1))[:3]
+    _set_shape(a, W, shape)
     a.s, a.J = spins.data_ptr(), 0 if J is None else J.data_ptr()
     a.above, a.out = 0 if above is None else above.data_ptr(), out.data_ptr()
     if W and lib.msc_unsatisfied(ctypes.byref(a)):
