@@ -57,7 +57,7 @@ from .correlation import fourier_moments
 from .stats import jackknife_sums
 from .summary import _bins
 
-__all__ = ["GroupTable", "group_table", "file_tables", "CLEAN_OBSERVABLES", "EA_OBSERVABLES",
+__all__ = ["GroupTable", "group_table", "file_tables", "open_reader", "CLEAN_OBSERVABLES", "EA_OBSERVABLES",
            "LABELS", "BATCH_BYTES"]
 
 # names in analysis.h5 (per group /<source label>/L<size>)
@@ -252,6 +252,15 @@ class _Reader:
         if self.spec.continuous and schema.PHI2_MEAN in g:
             out["phi2"] = np.asarray(g[schema.PHI2_MEAN][t, a:b], dtype=np.float64)
         return out
+
+
+def open_reader(group, cfg: dict | None = None, only_passed: bool | None = None) -> _Reader:
+    """The flat per-temperature view of a size group that :func:`group_table` reads: its
+    ``n_T``, ``edges`` (jackknife blocks; EA: one per disorder sample), ``ids`` (EA Monte
+    Carlo: the file ids of the used samples), ``spec`` and ``ea_mc``."""
+    cfg = run_config(group.file) if cfg is None else cfg
+    only = only_passed_of(cfg) if only_passed is None else bool(only_passed)
+    return _Reader(group, cfg, None, only, warn=False)
 
 
 # ------------------------------------------------------------------------- computation

@@ -58,13 +58,26 @@ def work_units(cfg: Config) -> int:
     return cfg.sample.chains * len(cfg.parameter_grid)
 
 
+def upscale_input_L(cfg: Config) -> int:
+    """The Monte Carlo size the upscale chain starts from (``upscale.input_L``, 0: sample.L)."""
+    return cfg.upscale.input_L or cfg.sample.L
+
+
+def upscale_levels(cfg: Config) -> list[int]:
+    """Output sizes 2 L0, 4 L0, ..., target_L (default 4 L0), L0 = :func:`upscale_input_L`."""
+    L = upscale_input_L(cfg)
+    target = cfg.upscale.target_L or 4 * L
+    out = []
+    while 0 < L < target:
+        L *= 2
+        out.append(L)
+    return out
+
+
 def run_sizes(cfg: Config) -> tuple[int, ...]:
     """Every lattice size the run writes: Monte Carlo sizes, then the upscaled levels."""
     sizes = list(cfg.sample.sizes)
     if "upscale" in cfg.present or "train" in cfg.present:
-        L, target = cfg.sample.L, cfg.upscale.target_L or 4 * cfg.sample.L
-        while 0 < L < target:
-            L *= 2
-            sizes.append(L)
+        sizes += upscale_levels(cfg)
     return tuple(sorted(set(sizes)))
 

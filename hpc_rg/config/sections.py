@@ -245,7 +245,10 @@ class LatentHMCConfig:
 class UpscaleConfig:
     """``upscale:`` apply the trained network repeatedly, L -> 2L -> ... -> target_L."""
 
-    target_L: int = 0  #: final size; sample.L * 2**k (0: 4 * sample.L)
+    #: Monte Carlo size the chain starts from: sample.L or one of sample.reference_sizes
+    #: (0: sample.L); e.g. the L/2 reference, to compare a level with sample.L Monte Carlo
+    input_L: int = 0
+    target_L: int = 0  #: final size; input_L * 2**k (0: 4 * input_L)
     batch: int = 16  #: configurations per forward pass per rank (bounds the memory)
     samples: int = 0  #: configurations per temperature to upscale (0: all)
     rescale_temperature: bool = True  #: attach the RG-flow temperature to each level

@@ -102,11 +102,22 @@ def _validate_flow(cfg: Config, problems: list[str]) -> None:
 
 def validate_upscale(cfg: Config, problems: list[str]) -> None:
     """``upscale:`` target size, batches, consistency and the latent-HMC correction."""
-    w, u, L = cfg.source, cfg.upscale, cfg.sample.L
+    w, u = cfg.source, cfg.upscale
+    L = u.input_L or cfg.sample.L
+    if u.input_L and u.input_L not in cfg.sample.sizes:
+        problems.append(f"{w}: upscale.input_L={u.input_L}: must be a Monte Carlo size of the "
+                        f"run, sample.L={cfg.sample.L} or one of sample.reference_sizes="
+                        f"{list(cfg.sample.reference_sizes)}")
+        L = cfg.sample.L
+    elif u.input_L and u.input_L != cfg.sample.L and cfg.train.method != "cnn":
+        problems.append(f"{w}: upscale.input_L={u.input_L}: train.method={cfg.train.method} "
+                        f"upscales from sample.L={cfg.sample.L} only; remove upscale.input_L "
+                        f"or use train.method: cnn")
+    what = "sample.L" if L == cfg.sample.L else "upscale.input_L"
     target = u.target_L or 4 * L
     k = target // L if L > 0 else 0
     if target <= L or target % L or k & (k - 1):
-        problems.append(f"{w}: upscale.target_L={u.target_L}: must be sample.L={L} times a "
+        problems.append(f"{w}: upscale.target_L={u.target_L}: must be {what}={L} times a "
                         f"power of 2 (e.g. {2 * L}, {4 * L}, {8 * L})")
     if u.batch < 1:
         problems.append(f"{w}: upscale.batch={u.batch}: must be >= 1")

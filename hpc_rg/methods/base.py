@@ -17,13 +17,10 @@ from ..io import schema
 
 
 def levels_of(cfg) -> list[int]:
-    """Output sizes 2L, 4L, ..., target_L (default 4L) of the upscale stage."""
-    L, target = cfg.sample.L, cfg.upscale.target_L or 4 * cfg.sample.L
-    out = []
-    while L < target:
-        L *= 2
-        out.append(L)
-    return out
+    """Output sizes 2 L0, 4 L0, ..., target_L (default 4 L0) of the upscale stage, L0 =
+    ``upscale.input_L`` (default sample.L)."""
+    from ..config import upscale_levels
+    return upscale_levels(cfg)
 
 
 def input_runs(a: int, b: int, N: int, N_all: int) -> list[tuple[int, int]]:

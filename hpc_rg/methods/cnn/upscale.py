@@ -38,9 +38,11 @@ class CnnUpscaler(Upscaler):
         from ...superres import load
         self.cfg, self.comms, self.device = cfg, comms, device
         self.model = load(cfg.output_dir / schema.MODEL_FILE, device)
+        from ...config import upscale_input_L
         self.sizes = levels_of(cfg)
+        self.input_L = upscale_input_L(cfg)
         with open_samples(cfg) as f:
-            g0 = size_group(f, cfg.sample.L, f.filename)
+            g0 = size_group(f, self.input_L, f.filename)
             self.used = usable_disorder_samples(g0, cfg.sample.equilibration.only_passed,
                                                 warn=comms.is_root, stage="upscale")
             self.N_all, self.temps = ensemble_size(g0, self.used.ids), grid(g0)
@@ -82,7 +84,7 @@ class CnnUpscaler(Upscaler):
             attrs = {schema.GROUP_ATTR_MODEL: cfg.model.name,
                      schema.GROUP_ATTR_DIMS: cfg.model.dims, schema.GROUP_ATTR_L: Lp,
                      schema.GROUP_ATTR_SOURCE: "superres", schema.GROUP_ATTR_LEVEL: level,
-                     schema.GROUP_ATTR_INPUT_L: cfg.sample.L,
+                     schema.GROUP_ATTR_INPUT_L: self.input_L,
                      schema.GROUP_ATTR_TRAIN_L: model.meta.get("train_L"),
                      schema.GROUP_ATTR_INPUT_COUNT: self.N_all,
                      schema.GROUP_ATTR_BLOCKING: model.blocking or "",
