@@ -88,9 +88,12 @@ def choose_spin_kernel(requested: str, model, algorithm: str, device="cpu") -> K
             if requested == "msc":
                 return KernelChoice("msc", "torch", f"multi-spin coded, torch version (slower): "
                                                     f"the compiled one is unavailable: {failed}")
+            msc_note = f"; the faster multi-spin-coded kernel is unavailable: {failed}"
         elif requested == "msc":  # config validation rejects this; kept for direct callers
             raise ValueError(f"sample.kernel=msc: {reason}")
+        else:
+            msc_note = ""
     if requested in ("compiled", "torch"):  # insisted on: compiled warns where it cannot run
         return KernelChoice(requested, None, f"sample.kernel: {requested}")
     kernel, why = compiled.choose_kernel("auto", model.name, algorithm, device)
-    return KernelChoice(kernel, None, why)
+    return KernelChoice(kernel, None, why + msc_note)

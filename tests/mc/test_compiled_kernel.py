@@ -362,6 +362,17 @@ def test_choose_spin_kernel(lib, model_extra, algorithm, kernel, impl, why):
     assert (c.kernel, c.implementation) == (kernel, impl) and why in c.why
 
 
+def test_auto_says_why_when_the_msc_library_is_unavailable(lib, monkeypatch):
+    """MSC cannot be built but the float kernel can: auto runs the float kernel and its
+    reason (the sample stage's log line) says that the faster kernel was unavailable."""
+    from hpc_rg.mc import kernels
+
+    monkeypatch.setattr(kernels, "msc_library_problem", lambda: "compiler says no")
+    c = kernels.choose_spin_kernel("auto", make_cfg().model, "metropolis", "cpu")
+    assert c.kernel == "compiled" and "bit-identical" in c.why
+    assert c.why.endswith("the faster multi-spin-coded kernel is unavailable: compiler says no")
+
+
 def test_msc_on_a_gpu_device_is_the_torch_version():
     """The choice for CUDA chains is made without touching a GPU: the torch MSC path."""
     from hpc_rg.mc.kernels import choose_spin_kernel
