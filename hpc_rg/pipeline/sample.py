@@ -93,7 +93,7 @@ def run_sample(cfg, comms, stop, resume: bool, device) -> None:
     log.info(f"[sample] wrote {final}")
     if comms.is_root:
         for L in cfg.sample.sizes:
-            _print_summary(final, schema.size_group(L))
+            _print_summary(final, schema.size_group(L), cfg.sample.equilibration.only_passed)
 
 
 
@@ -227,13 +227,50 @@ def _structure_complete(h5, cfg) -> bool:
     return True
 
 
-def _print_summary(path, g: str) -> None:
+def _print_summary(path, g: str, only_passed: bool = True) -> None:
+    """Log the per-temperature table of size group ``g``. Edwards–Anderson: averaged over
+    the disorder samples the later stages use (:func:`hpc_rg.io.equilibrated.
+    usable_disorder_samples`: only the certified ones when ``only_passed``), the heading
+    says over how many."""
     import h5py
 
     from ..analysis.summary import format_table, summary_rows
+    from ..errors import ConfigError
+    from ..io.equilibrated import usable_disorder_samples
     with h5py.File(path, "r") as f:
-        header, rows = summary_rows(f[g])
-    log.info(f"[sample] {g} (jackknife errors in parentheses):\n" + format_table(header, rows))
+        group, over = f[g], ""
+        try:
+            used = usable_disorder_samples(group, only_passed, warn=False, stage="sample")
+        except ConfigError:  # none certified: the stage has said so; the table shows them all
+            D = int(group[schema.CONFIGS].shape[0])
+            used, over = None, f", averaged over all {D} samples (none certified)"
+        if used is not None and used.ids is not None:
+            if used.equilibrated_only:
+                over = f", averaged over {len(used.ids)}/{used.total} certified samples"
+            else:
+                over = f", averaged over all {used.total} samples"
+            if len(used.ids) < used.total:
+                group = _DisorderSubset(group, used.ids)
+        header, rows = summary_rows(group)
+    log.info(f"[sample] {g}{over} (jackknife errors in parentheses):\n" + format_table(header, rows))
+
+
+class _DisorderSubset:
+    """A size group as :func:`hpc_rg.analysis.summary.summary_rows` reads it, with the
+    per-disorder-sample observables restricted to the samples ``ids`` (axis 0)."""
+
+    PER_SAMPLE = (schema.ENERGY, schema.MAGNETIZATION, schema.OVERLAP, schema.LINK_OVERLAP)
+
+    def __init__(self, group, ids):
+        self.attrs, self._group, self._ids = group.attrs, group, np.asarray(ids, dtype=np.int64)
+
+    def __getitem__(self, name):
+        if name in self.PER_SAMPLE:
+            return self._group[name][()][self._ids]
+        return self._group[name]
+
+    def __contains__(self, name):
+        return name in self._group
 
 
 def _create_file(h5, cfg, comms) -> None:

@@ -85,17 +85,35 @@ analyze: {{plots: false, exponents: false}}
 """
 
 
+def _table_of(path, ids, tmp_path):
+    """The lines of the sample stage's table computed from a file holding only the disorder
+    samples ``ids`` of ``path``'s /L4 (the reference for the table over those samples)."""
+    from hpc_rg.analysis.summary import format_table, summary_rows
+    sub = tmp_path / f"only-{'-'.join(map(str, ids))}.h5"
+    with h5py.File(path, "r") as f, h5py.File(sub, "w") as o:
+        g, h = f["L4"], o.create_group("L4")
+        h.attrs.update(dict(g.attrs))
+        h[schema.TEMPERATURES] = g[schema.TEMPERATURES][()]
+        for name in (schema.ENERGY, schema.MAGNETIZATION, schema.OVERLAP, schema.LINK_OVERLAP):
+            h[name] = g[name][()][ids]
+        return format_table(*summary_rows(h)).splitlines()
+
+
 def _used(attrs):
     return (list(np.atleast_1d(attrs[schema.ATTR_DISORDER_SAMPLES_USED])),
             bool(attrs[schema.ATTR_EQUILIBRATED_ONLY]))
 
 
-def test_downstream_stages_use_only_the_certified_samples(write_yaml, tmp_path):
+def test_downstream_stages_use_only_the_certified_samples(write_yaml, tmp_path, caplog):
     """Samples 1 and 3 fail the certificate (set in the file, as a failing sample stage
-    would write it): train, upscale and analyze on 2 ranks read samples 0 and 2 only, say
-    once each which they left out, and record it in model.pt, upscaled.h5, analysis.h5."""
+    would write it): the sample stage's end-of-stage table averages samples 0 and 2 only and
+    says so; train, upscale and analyze on 2 ranks read samples 0 and 2 only, say once each
+    which they left out, and record it in model.pt, upscaled.h5, analysis.h5."""
+    import logging
+
     import torch
 
+    from hpc_rg.pipeline.sample import _print_summary
     from hpc_rg.rg.blocking import block
     from hpc_rg.superres.modelfile import load_model
     from hpc_rg.tools.h5info import hdf5_info, render
@@ -104,8 +122,25 @@ def test_downstream_stages_use_only_the_certified_samples(write_yaml, tmp_path):
                                         samples=16))
     r = run_hpc_rg([deck, "--stage", "sample"])
     assert r.returncode == 0, r.stdout + r.stderr
+    with h5py.File(out / "samples.h5") as f:
+        n_ok = int(f["L4"][schema.EQUILIBRATED][()].sum())
+    over = f"averaged over {n_ok}/4 certified samples" if n_ok else \
+        "averaged over all 4 samples (none certified)"
+    assert f"[sample] L4, {over} (jackknife errors in parentheses):" in r.stdout + r.stderr
     with h5py.File(out / "samples.h5", "r+") as f:
         f["L4"][schema.EQUILIBRATED][...] = [True, False, True, False]
+    certified = _table_of(out / "samples.h5", [0, 2], tmp_path)
+    all_four = _table_of(out / "samples.h5", [0, 1, 2, 3], tmp_path)
+    assert certified != all_four  # the failed samples change the table
+    for only, heading, lines in ((True, "averaged over 2/4 certified samples", certified),
+                                 (False, "averaged over all 4 samples", all_four)):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="hpc_rg"):
+            _print_summary(out / "samples.h5", "L4", only)
+        table = [rec.getMessage() for rec in caplog.records if rec.getMessage().startswith(
+            "[sample] L4")][-1].splitlines()
+        assert table[0] == f"[sample] L4, {heading} (jackknife errors in parentheses):"
+        assert table[1:] == lines
     r = run_hpc_rg([deck, "--resume"], nprocs=2)
     assert r.returncode == 0, r.stdout + r.stderr
     log = r.stdout + r.stderr
