@@ -30,7 +30,7 @@ def plot_comparisons(results, out_dir) -> list[Path]:
         names += [n for n in c.z if n not in names]
     for name in names:
         cols = [(c, ts, tm) for c, ts, tm in results if name in c.z]
-        fig, axes = new_figure(2, len(cols), (4.2 * len(cols), 6.4))
+        fig, axes = new_figure(2, len(cols), (max(7.0, 4.6 * len(cols)), 6.8))
         for j, (c, ts, tm) in enumerate(cols):
             top, bottom = axes[j], axes[len(cols) + j]
             top.errorbar(tm.grid, tm.values[name], tm.errors[name], fmt="-o", ms=3, capsize=2,
@@ -49,8 +49,8 @@ def plot_comparisons(results, out_dir) -> list[Path]:
             bottom.set_xlabel("T (units of J/k_B)")
             bottom.set_ylabel("z = (SR − MC)/σ (clipped ±20)")
             bottom.grid(alpha=0.3)
-        fig.suptitle(f"{LABELS.get(name, name)}: super-resolution (APPROXIMATE, CNN) vs "
-                     f"independent Monte Carlo")
+        fig.suptitle(f"{LABELS.get(name, name)}: super-resolution (approximate, CNN)\n"
+                     f"vs independent Monte Carlo", fontsize=10)
         paths.append(save_png(fig, out / f"sr_vs_mc_{name}.png"))
     for c, ts, tm in results:
         if not c.pq or not len(c.row):

@@ -14,6 +14,7 @@ asserted to fail without the energy term (``train.energy_weight: 0``) -- the tes
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -33,13 +34,15 @@ upscale: {{input_L: 8, target_L: 16, batch: 16}}
 """
 
 
-def _run(tmp, gamma):
-    out = tmp / f"out_g{gamma}"
+def _deck(tmp, out, gamma):
     deck = tmp / f"deck_g{gamma}.yaml"
     deck.write_text(DECK.format(out=out, gamma=gamma))
-    r = run_hpc_rg([deck, "--stage", "all"], nprocs=2, timeout=900)
+    return deck
+
+
+def _stage(deck, stage):
+    r = run_hpc_rg([deck, "--stage", stage], nprocs=2, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return out
 
 
 def _compare(out, *extra):
@@ -52,12 +55,22 @@ def _compare(out, *extra):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
+    """One sample stage (16 and the 8 reference), then train + upscale twice on it: with the
+    energy term (gamma = 2) and without (gamma = 0)."""
     tmp = tmp_path_factory.mktemp("vs_mc")
-    return _run(tmp, 2.0)
+    outs = {g: tmp / f"out_g{g}" for g in (2.0, 0.0)}
+    _stage(_deck(tmp, outs[2.0], 2.0), "sample")
+    outs[0.0].mkdir()
+    os.link(outs[2.0] / "samples.h5", outs[0.0] / "samples.h5")
+    for g, out in outs.items():
+        deck = _deck(tmp, out, g)
+        _stage(deck, "train")
+        _stage(deck, "upscale")
+    return outs
 
 
 def test_level_16_from_8_agrees_with_16_monte_carlo_on_g_and_chi_sg(runs):
-    rc, comps = _compare(runs, "--observables", "g", "chi_SG")
+    rc, comps = _compare(runs[2.0], "--observables", "g", "chi_SG")
     (c,) = comps
     assert c["L"] == 16 and c["level"] == 1 and c["input_L"] == 8
     assert len(c["T_sr"]) >= 2, c  # two temperatures above T_c inside the grid
@@ -68,13 +81,9 @@ def test_level_16_from_8_agrees_with_16_monte_carlo_on_g_and_chi_sg(runs):
     assert rc == 0
 
 
-def test_the_comparison_fails_on_a_real_bias():
-    """Without the energy term the network under-produces the link overlap q_l (measured
-    20-30 %, paired z ~ -10 and worse): the same comparison must flag it."""
-    import tempfile
-    from pathlib import Path
-    with tempfile.TemporaryDirectory(dir=REPO / "build" if (REPO / "build").is_dir() else None) as d:
-        out = _run(Path(d), 0.0)
-        rc, comps = _compare(out, "--observables", "q_l")
+def test_the_comparison_fails_on_a_real_bias(runs):
+    """Without the energy term the network under-produces the link overlap q_l (measured:
+    bench/validate_ea_superres.py, paired z of -10 and worse): the same comparison flags it."""
+    rc, comps = _compare(runs[0.0], "--observables", "q_l")
     z = comps[0]["observables"]["q_l"]["z"]
     assert rc == 1 and min(z) < -4, comps
