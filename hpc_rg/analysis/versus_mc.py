@@ -12,8 +12,7 @@ A super-resolved row made from Monte Carlo at T_in carries an *effective* temper
 (the measured RG flow, :mod:`hpc_rg.rg.rescaling`; NaN where unknown). ``match="effective"``
 (default) compares it with the Monte Carlo curve linearly interpolated to T_eff between the
 two neighbouring grid points (rows whose T_eff is NaN or outside the Monte Carlo grid are
-skipped and listed); ``match="nominal"`` compares with the Monte Carlo row at T_in (which
-must be a grid point). The interpolated error is ``w e_1 + (1 - w) e_2``, an upper bound for
+skipped and listed); ``match="nominal"`` does the same at the input temperature T_in. The interpolated error is ``w e_1 + (1 - w) e_2``, an upper bound for
 any correlation between the two points (they share disorder samples). Every comparison
 ``z = (SR - MC) / sqrt(e_SR^2 + e_MC^2)``.
 """
@@ -84,12 +83,10 @@ def match_rows(mc_grid: np.ndarray, sr_T: np.ndarray, sr_nominal: np.ndarray, ma
             i = int(order[hit[0]])
             pairs.append((k, float(t), float(t_in), (i, i, 1.0)))
             continue
-        if match == "nominal":
-            skipped.append((k, float(t_in), "T_in is not a Monte Carlo temperature"))
-            continue
         j = int(np.searchsorted(g, t))
         if j == 0 or j == len(g):
-            skipped.append((k, float(t_in), f"T_eff={t:.4g} outside the Monte Carlo grid "
+            which = "T_in" if match == "nominal" else "T_eff"
+            skipped.append((k, float(t_in), f"{which}={t:.4g} outside the Monte Carlo grid "
                                             f"[{g[0]:.4g}, {g[-1]:.4g}]"))
             continue
         w = float((g[j] - t) / (g[j] - g[j - 1]))

@@ -19,8 +19,8 @@ chi^2 = sum of the per-bin z^2 over the non-empty bins, and the largest |z|.
 Temperatures (``--match``): ``effective`` (default) puts each super-resolved row at its
 effective temperature (the measured RG flow) and interpolates the Monte Carlo curve there
 (rows outside the Monte Carlo grid, or without an effective temperature, are listed and
-skipped); ``nominal`` compares with the Monte Carlo row at the input temperature T_in (the
-diagnosis "is it the temperature rescaling?"). See hpc_rg/analysis/versus_mc.py.
+skipped); ``nominal`` does the same at the input temperature T_in (the diagnosis "is it
+the temperature rescaling?"). See hpc_rg/analysis/versus_mc.py.
 
 ``--plot DIR`` writes ``sr_vs_mc_<observable>.png`` (per size: Monte Carlo curve and SR
 points, and the z-scores) and ``sr_vs_mc_pq_L<size>.png`` (P(q) at up to 6 temperatures).

@@ -33,10 +33,11 @@ def test_match_rows_interpolates_inside_and_skips_outside_or_unknown():
 
 
 def test_match_rows_nominal_uses_the_input_temperature():
-    pairs, skipped = match_rows(np.array([1.0, 1.2]), np.array([1.1, 1.3]),
-                                np.array([1.2, 1.25]), "nominal")
-    assert [(p[0], p[3]) for p in pairs] == [(0, (1, 1, 1.0))]
-    assert skipped[0][0] == 1 and "not a Monte Carlo temperature" in skipped[0][2]
+    pairs, skipped = match_rows(np.array([1.0, 1.2]), np.array([1.1, 1.3, 1.0]),
+                                np.array([1.2, 1.1, 1.25]), "nominal")
+    assert [(p[0], p[3][:2]) for p in pairs] == [(0, (1, 1)), (1, (0, 1))]
+    assert pairs[1][1] == pytest.approx(1.1) and pairs[1][3][2] == pytest.approx(0.5)
+    assert skipped[0][0] == 2 and "T_in=1.25 outside" in skipped[0][2]
 
 
 def test_z_scores_use_the_interpolated_curve_and_both_errors():
