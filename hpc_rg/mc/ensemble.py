@@ -207,8 +207,10 @@ class Ensemble(Measurements):
                         self.slab, implementation)
         self.x = None
         self._J = self._J_int = None  # packed into the chains
-        self._msc_beta_scale = 1.0 if self.spec.disordered else abs(float(m.J))
-        msc.set_beta(self._beta_t[self.temp_index] * self._msc_beta_scale)
+        # inverse temperatures in units of 1/|J| by temperature index; chains pick them by label
+        self._msc_betas = self._beta_t * (1.0 if self.spec.disordered else abs(float(m.J)))
+        msc.set_temperatures(self._msc_betas, self.temp_index)
+        self._beta = None  # the float kernels' per-chain betas: the chains hold theirs as thresholds
         return msc
 
     # ================================================================ parameters
@@ -219,11 +221,11 @@ class Ensemble(Measurements):
             self._kappa = torch.as_tensor(self._kappa_t[ti], device=self.device)
             self._lam = torch.as_tensor(self._lam_t[ti], device=self.device)
             self._scale = self._scale_t[ti]
+        elif getattr(self, "_msc", None) is not None:
+            self._msc.set_temperatures(self._msc_betas, ti)  # the float betas are not used
         else:
             self._beta = torch.as_tensor(self._beta_t[ti], dtype=torch.float32,
                                          device=self.device)
-            if getattr(self, "_msc", None) is not None:
-                self._msc.set_beta(self._beta_t[ti] * self._msc_beta_scale)
 
     def _energy_couplings(self) -> dict:
         """Keyword couplings of :func:`hpc_rg.models.energy.energy_density` for the local

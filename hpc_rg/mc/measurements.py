@@ -110,8 +110,9 @@ class Measurements:
     def _msc_energy(self, unsat, summed: bool = False) -> np.ndarray:
         """Total energies ``(B,)`` from the unsatisfied-bond counts of the slab (``summed``:
         already summed over the slab ranks; else collective over the slab)."""
-        if not summed:
+        if not summed and self.n_slabs > 1:
             unsat = self._slab_sum(np.asarray(unsat, dtype=np.float64)[..., None])
+        unsat = np.asarray(unsat, dtype=np.float64)  # one slab: the sum is the count itself
         scale = 1.0 if self.spec.disordered else abs(float(self.cfg.model.J))
         return -scale * (self.dims * float(self.n_sites) - 2.0 * unsat)
 

@@ -18,6 +18,7 @@ highest (index T-1) and back to the lowest.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
@@ -45,7 +46,8 @@ def swap_step(labels: np.ndarray, energies: np.ndarray, betas: np.ndarray, parit
     parity : {0, 1}
         Attempt the pairs (t, t+1) with ``t % 2 == parity``.
     uniforms : float array, shape (n_ladders, T-1)
-        Uniforms in [0, 1); ``uniforms[l, t]`` decides pair (t, t+1) of ladder l.
+        Uniforms in [0, 1); ``uniforms[l, t]`` decides pair (t, t+1) of ladder l (only the
+        columns of the attempted pairs are read).
 
     Returns
     -------
@@ -66,45 +68,84 @@ def swap_step(labels: np.ndarray, energies: np.ndarray, betas: np.ndarray, parit
     energies = np.asarray(energies, dtype=np.float64)
     betas = np.asarray(betas, dtype=np.float64)
     n, T = labels.shape
-    rows = np.arange(n)[:, None]
-    who = np.empty_like(labels)  # who[l, t]: member at temperature t
-    who[rows, labels] = np.arange(T)[None, :]
-    attempted = (np.arange(T - 1) % 2) == (int(parity) % 2)
-    e_at = energies[rows, who]  # (n, T): energy at each temperature
-    delta = (betas[:-1] - betas[1:])[None, :] * (e_at[:, :-1] - e_at[:, 1:])
+    p = int(parity) % 2
+    attempted = np.zeros(max(T - 1, 0), dtype=bool)
+    attempted[p::2] = True
+    lo, hi = slice(p, T - 1, 2), slice(p + 1, T, 2)  # the two temperatures of each attempted pair
+    slot = labels + _row_offsets(n, T)  # flat index of (l, labels[l, m])
+    e_at = np.empty(n * T)  # e_at[l, t]: energy of the member at temperature t
+    e_at[slot.ravel()] = energies.ravel()
+    e_at = e_at.reshape(n, T)
+    delta = (betas[lo] - betas[hi])[None, :] * (e_at[:, lo] - e_at[:, hi])
     with np.errstate(over="ignore"):
         prob = np.exp(np.minimum(delta, 0.0))
-    accepted = (np.asarray(uniforms) < prob) & attempted[None, :]
-    new_who = who.copy()
-    for t in np.nonzero(attempted)[0]:  # attempted pairs are disjoint
-        acc = accepted[:, t]
-        new_who[acc, t], new_who[acc, t + 1] = who[acc, t + 1], who[acc, t]
-    new_labels = np.empty_like(labels)
-    new_labels[rows, new_who] = np.arange(T)[None, :]
-    return new_labels, attempted, accepted
+    acc = np.asarray(uniforms)[:, lo] < prob
+    accepted = np.zeros((n, max(T - 1, 0)), dtype=bool)
+    accepted[:, lo] = acc
+    # attempted pairs are disjoint: temperature t goes to t + 1 and t + 1 to t where accepted
+    move = np.zeros((n, T), dtype=np.int64)
+    move[:, lo] = acc
+    move[:, hi] = -move[:, lo]
+    return labels + move.ravel()[slot], attempted, accepted
 
 
-def tempering_uniforms(seed: int, exchange_index: int, n_ladders: int, T: int) -> np.ndarray:
+@functools.lru_cache(maxsize=8)
+def _row_offsets(n: int, T: int) -> np.ndarray:
+    """``l * T`` as a column (n, 1) int64, read-only."""
+    off = np.arange(0, n * T, T, dtype=np.int64)[:, None]
+    off.setflags(write=False)
+    return off
+
+
+def tempering_uniforms(seed: int, exchange_index: int, n_ladders: int, T: int,
+                       parity: int | None = None) -> np.ndarray:
     """The uniforms of exchange ``exchange_index``: shape (n_ladders, T-1), float64.
 
     Counter-based: ``u[l, t] = splitmix64(k0 + (k * n_ladders * (T-1) + l * (T-1) + t + 1)
     * golden) >> 11`` scaled to [0, 1), with ``k0 = derive_seed(seed, "tempering")``; a
     function of (seed, exchange index, ladder, pair) only, identical on every rank.
+    With ``parity``, only the pairs ``t % 2 == parity`` (those :func:`swap_step` attempts at
+    that parity) are drawn, the same numbers; the other columns are NaN.
     """
     k0 = np.uint64(derive_seed(seed, "tempering"))
     npair = max(T - 1, 0)
-    ctr = (np.uint64(int(exchange_index) * n_ladders * npair)
-           + np.arange(n_ladders * npair, dtype=np.uint64) + np.uint64(1))
-    return (_splitmix64(k0 + ctr * _GOLDEN) >> np.uint64(11)).astype(np.float64).reshape(
-        n_ladders, npair) * 2.0**-53
+    p = None if parity is None else int(parity) % 2
+    z = _pair_counters(int(n_ladders), npair, p) + np.uint64(int(exchange_index) * n_ladders * npair)
+    z *= _GOLDEN
+    z += k0
+    _splitmix64_(z)
+    z >>= np.uint64(11)
+    u = z.astype(np.float64)
+    u *= 2.0**-53
+    if p is None:
+        return u
+    out = np.full((n_ladders, npair), np.nan)
+    out[:, p::2] = u
+    return out
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
+@functools.lru_cache(maxsize=8)
+def _pair_counters(n_ladders: int, npair: int, parity) -> np.ndarray:
+    """``l * npair + t + 1`` for every ladder l and pair t (``parity``: only ``t % 2 == parity``),
+    shape (n_ladders, pairs), uint64, read-only (the counters of exchange 0)."""
+    t = np.arange(npair, dtype=np.uint64)
+    if parity is not None:
+        t = t[parity::2]
+    c = (np.arange(n_ladders, dtype=np.uint64) * np.uint64(npair))[:, None] + t[None, :] + np.uint64(1)
+    c.setflags(write=False)
+    return c
+
+
 def _splitmix64(z: np.ndarray) -> np.ndarray:
     """SplitMix64 finaliser (Steele, Lea & Flood, OOPSLA 2014) on uint64 arrays (wrapping)."""
-    z = z.copy()
+    return _splitmix64_(z.copy())
+
+
+def _splitmix64_(z: np.ndarray) -> np.ndarray:
+    """:func:`_splitmix64` in place."""
     z ^= z >> np.uint64(30)
     z *= np.uint64(0xBF58476D1CE4E5B9)
     z ^= z >> np.uint64(27)
@@ -172,7 +213,7 @@ class TemperingState:
         accepted : bool array, shape (n_ladders, T-1)
         """
         k = int(exchange_index)
-        u = tempering_uniforms(self.seed, k, self.n_ladders, self.T)
+        u = tempering_uniforms(self.seed, k, self.n_ladders, self.T, parity=k % 2)
         self.labels, attempted, accepted = swap_step(self.labels, energies, self.betas,
                                                      k % 2, u)
         self.attempts += attempted.astype(np.int64) * self.n_ladders
@@ -199,8 +240,8 @@ class TemperingState:
     def check_acceptance(self, emit: bool = True) -> list[int]:
         """Pairs newly found below ``warn_below``; logs one warning each when ``emit``."""
         acc = self.acceptance
-        bad = [t for t in range(self.T - 1) if not self.warned[t]
-               and self.attempts[t] >= self.warn_after and acc[t] < self.warn_below]
+        bad = np.flatnonzero(~self.warned & (self.attempts >= self.warn_after)
+                             & (acc < self.warn_below)).tolist()  # NaN: not below
         for t in bad:
             self.warned[t] = True
             if emit:
@@ -261,17 +302,24 @@ class ParallelTempering:
         self.emit_warnings = emit_warnings
         T = state.T
         self._ladder, self._member = np.divmod(self.chain_ids, T)
+        # this rank holds every chain in id order (one rank, one group): no scatter or gather
+        self._all = across is None or across.Get_size() == 1
+        self._ordered = bool(np.array_equal(self.chain_ids, np.arange(state.n_ladders * T)))
 
     def gather_energies(self, energies: np.ndarray) -> np.ndarray:
         """Every chain's energy as (n_ladders, T) from each rank's (B,) local energies."""
         st = self.state
-        full = np.full((st.n_ladders, st.T), np.nan)
-        local = (self.chain_ids, np.asarray(energies, dtype=np.float64))
-        parts = [local] if self.across is None or self.across.Get_size() == 1 \
-            else self.across.allgather(local)
-        for ids, e in parts:
-            lad, mem = np.divmod(ids, st.T)
-            full[lad, mem] = e
+        if self._all and self._ordered:
+            full = np.array(energies, dtype=np.float64).reshape(st.n_ladders, st.T)
+        elif self._all:
+            full = np.full((st.n_ladders, st.T), np.nan)
+            full[self._ladder, self._member] = np.asarray(energies, dtype=np.float64)
+        else:
+            full = np.full((st.n_ladders, st.T), np.nan)
+            local = (self.chain_ids, np.asarray(energies, dtype=np.float64))
+            for ids, e in self.across.allgather(local):
+                lad, mem = np.divmod(ids, st.T)
+                full[lad, mem] = e
         if np.isnan(full).any():
             missing = np.argwhere(np.isnan(full))[:3].tolist()
             raise RuntimeError(f"parallel tempering: no energy for chains (ladder, member) "
@@ -288,4 +336,6 @@ class ParallelTempering:
 
     def local_labels(self) -> np.ndarray:
         """Current temperature index of each local chain, shape (B,) int64."""
+        if self._ordered:
+            return self.state.labels.reshape(-1).copy()
         return self.state.labels[self._ladder, self._member].copy()

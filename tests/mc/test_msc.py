@@ -331,3 +331,115 @@ def test_compiled_multi_sweep_call_equals_single_sweeps():
     st.sweep(ref, J, thr, 1, wid, ids, 9)
     mc.sweep(got, J, thr, 1, wid, ids, 9)
     assert torch.equal(got, ref)
+
+
+@pytest.mark.parametrize("shape", [(8,), (2,), (6, 4), (4, 4, 6), (2, 2, 2),  # even: in the update
+                                   (5,), (3, 4), (4, 5, 2), (4, 4, 3)])  # odd sides: a pass
+def test_compiled_sweep_counts_the_unsatisfied_bonds_it_leaves(shape):
+    """``unsat=`` counts the bonds of the state after the call: inside the last colour-1 update
+    when every side is even (each bond has one colour-1 end), in a pass of its own otherwise;
+    either way the count of layout.unsatisfied, and the spins those of a call without it."""
+    from hpc_rg.mc.msc import compiled as mc
+    isas = _isas()
+    gen = torch.Generator().manual_seed(sum(shape) * 13 + len(shape))
+    d = len(shape)
+    for W, J_kind, n in ((1, "per-lane", 1), (5, "none", 3), (9, "per-lane", 2)):
+        spins = random_words(W, *shape, gen=gen)
+        J = random_words(W, d, *shape, gen=gen) if J_kind == "per-lane" else None
+        beta = torch.rand(W, 64, generator=gen, dtype=torch.float64) * 1.5
+        thr = layout.thresholds(beta, d, "metropolis")
+        ids, wid = torch.arange(math.prod(shape)).reshape(shape), torch.arange(W) + 3
+        for isa in isas:
+            ref, got = spins.clone(), spins.clone()
+            mc.sweep(ref, J, thr, 5, wid, ids, 2, n_sweeps=n, isa=isa)
+            unsat = torch.full((W, 64), -1, dtype=torch.int64)
+            mc.sweep(got, J, thr, 5, wid, ids, 2, n_sweeps=n, unsat=unsat, isa=isa)
+            assert torch.equal(got, ref), (isa, W)
+            assert torch.equal(unsat, layout.unsatisfied(ref, J)), (isa, W)
+            inner = mc.to_inner(spins, isa)  # the word-inner state, updated in place
+            unsat.fill_(-1)
+            mc.sweep(spins, J, thr, 5, wid, ids, 2, n_sweeps=n, unsat=unsat, inner=inner, isa=isa)
+            assert torch.equal(mc.from_inner(inner, W, shape), ref)
+            assert torch.equal(unsat, layout.unsatisfied(ref, J)), (isa, W, "inner")
+
+
+def _reference_thresholds(beta_lanes, idle, d, rule):
+    """layout.thresholds of per-lane betas (W, 64), idle lanes (bit set in ``idle``) always flip."""
+    thr = layout.thresholds(beta_lanes, d, rule)
+    thr[:, :, 0] |= torch.as_tensor(idle.view(np.int64))[:, None]
+    return thr
+
+
+@pytest.mark.parametrize("rule,d", [("metropolis", 3), ("heatbath", 2), ("metropolis", 1)])
+def test_set_thresholds_equals_layout_thresholds(rule, d):
+    """compiled.set_thresholds (bit transposes from per-value rows) against the reference
+    packing, for all words, a subset of words, and only the columns that differ by value."""
+    from hpc_rg.mc.msc import chains as ch
+    from hpc_rg.mc.msc import compiled as mc
+    isas = _isas()
+    rs = np.random.default_rng(7 + d)
+    W, K = 7, (2 * d + 1) * 33
+    table = np.concatenate([rs.random(9) * 2.0, [0.0]])  # V = 10 values; 0 among them
+    bits = layout.threshold_bits(torch.as_tensor(table), d, rule).reshape(len(table), K).numpy()
+    rows = ch._pack_rows(bits)
+    idle = rs.integers(0, 2 ** 63, W, dtype=np.int64).view(np.uint64) & np.uint64(0xF0F0F0F0F0F0F0F0)
+    vcols = np.flatnonzero((bits != bits[:1]).any(0))
+    for isa in isas:
+        which = rs.integers(0, len(table), 64 * W).astype(np.int64)
+        thr = torch.full((W, 2 * d + 1, 33), 12345, dtype=torch.int64)
+        mc.set_thresholds(thr, rows, which, None, idle, isa=isa)
+        ref = _reference_thresholds(torch.as_tensor(table[which]).view(W, 64), idle, d, rule)
+        assert torch.equal(thr, ref), isa
+        for step in range(4):  # lanes change value: some words, some columns rewritten
+            words = np.sort(rs.choice(W, size=3, replace=False))
+            for w in words:
+                lanes = 64 * w + rs.choice(64, size=20, replace=False)
+                which[lanes] = rs.integers(0, len(table), 20)
+            if step % 2:
+                mc.set_thresholds(thr, ch._pack_rows(bits[:, vcols]), which, words, idle, vcols, isa=isa)
+            elif step == 0:
+                mc.set_thresholds(thr, rows, which, words, idle, isa=isa)
+            else:  # without idle the rewritten words lose their idle bits: put them back here
+                mc.set_thresholds(thr, rows, which, words, None, isa=isa)
+                thr[torch.as_tensor(words), :, 0] |= torch.as_tensor(idle[words].view(np.int64))[:, None]
+            ref = _reference_thresholds(torch.as_tensor(table[which]).view(W, 64), idle, d, rule)
+            assert torch.equal(thr, ref), (isa, step)
+        with pytest.raises(ValueError):
+            mc.set_thresholds(thr, rows, np.full(64 * W, len(table), dtype=np.int64), isa=isa)
+
+
+@pytest.mark.parametrize("T,rule", [(1, "metropolis"), (2, "heatbath"), (5, "metropolis"), (5, "heatbath")])
+def test_chains_follow_their_temperature_labels(T, rule):
+    """MscChains.set_temperatures (compiled and torch) after random label permutations equals
+    the thresholds of every lane's beta (idle lanes beta = 0, always flip); set_beta agrees."""
+    from hpc_rg.mc.msc.chains import MscChains
+    _isas()
+    rs = np.random.default_rng(T)
+    n_ladders = 23
+    chain_ids = np.sort(rs.choice(np.arange(40, 40 + 5 * 64), size=n_ladders * T, replace=False))
+    spins = torch.ones((len(chain_ids), 4, 4), dtype=torch.int8)
+    betas = np.sort(rs.random(T))[::-1] + 0.2
+    made = {impl: MscChains(chain_ids, spins, None, None, rule, 3, (4, 4), 0,
+                            implementation=impl) for impl in ("compiled", "torch")}
+    m = made["compiled"]
+    idle = m._idle.numpy().view(np.uint64)
+    labels = np.tile(np.arange(T), n_ladders)
+    for step in range(6):
+        if step == 4:
+            betas = betas * 1.1  # another table: every word rebuilt
+        for impl, chains in made.items():
+            chains.set_temperatures(betas, labels)
+            lane_beta = torch.zeros(m.W * 64, dtype=torch.float64)
+            lane_beta[m.rows] = torch.as_tensor(betas[labels])
+            ref = _reference_thresholds(lane_beta.view(m.W, 64), idle, 2, rule)
+            assert torch.equal(chains.thresholds, ref), (impl, step)
+        other = MscChains(chain_ids, spins, None, None, rule, 3, (4, 4), 0)
+        other.set_beta(betas[labels])
+        assert torch.equal(other.thresholds, m.thresholds)
+        labels = np.concatenate([rs.permutation(T) for _ in range(n_ladders)])
+        if step == 2:  # a few lanes only
+            labels = np.tile(np.arange(T), n_ladders)
+            if T > 1:
+                labels[[0, 1]] = labels[[1, 0]]
+    with pytest.raises(ValueError):
+        m.set_temperatures(betas, np.full(len(chain_ids), T))

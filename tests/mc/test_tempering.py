@@ -46,6 +46,73 @@ def test_even_odd_pairs_and_permutations():
         labels = new
 
 
+def _swap_step_loop(labels, energies, betas, parity, uniforms):
+    """The reference: swap_step as first written, a loop over the attempted pairs."""
+    n, T = labels.shape
+    rows = np.arange(n)[:, None]
+    who = np.empty_like(labels)
+    who[rows, labels] = np.arange(T)[None, :]
+    attempted = (np.arange(T - 1) % 2) == (int(parity) % 2)
+    e_at = energies[rows, who]
+    delta = (betas[:-1] - betas[1:])[None, :] * (e_at[:, :-1] - e_at[:, 1:])
+    with np.errstate(over="ignore"):
+        prob = np.exp(np.minimum(delta, 0.0))
+    accepted = (np.asarray(uniforms) < prob) & attempted[None, :]
+    new_who = who.copy()
+    for t in np.nonzero(attempted)[0]:
+        acc = accepted[:, t]
+        new_who[acc, t], new_who[acc, t + 1] = who[acc, t + 1], who[acc, t]
+    new_labels = np.empty_like(labels)
+    new_labels[rows, new_who] = np.arange(T)[None, :]
+    return new_labels, attempted, accepted
+
+
+@pytest.mark.parametrize("n,T", [(1, 1), (6, 1), (1, 2), (9, 2), (5, 3), (40, 7), (256, 24)])
+def test_swap_step_equals_the_pair_loop(n, T):
+    """The vectorised swap_step is the loop over pairs, bit for bit, on random permutations
+    (energies from small to overflowing exp, both parities, u = 1)."""
+    rng = np.random.default_rng(n * 100 + T)
+    labels = np.array([rng.permutation(T) for _ in range(n)], dtype=np.int64)
+    for trial in range(40):
+        betas = np.sort(rng.random(T))[::-1] + 0.05
+        e = rng.normal(size=(n, T)) * [1.0, 50.0, 1e6][trial % 3]
+        u = rng.random((n, max(T - 1, 0)))
+        if trial % 5 == 4 and T > 1:  # u = 1: nothing accepted
+            u[:, :] = 1.0
+        parity = trial % 2
+        ref = _swap_step_loop(labels, e, betas, parity, u)
+        got = swap_step(labels, e, betas, parity, u)
+        for a, b in zip(ref, got):
+            assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+        labels = got[0]
+
+
+def test_uniforms_of_one_parity_are_those_of_the_full_draw():
+    for seed, k, n, T in [(5, 3, 4, 6), (1, 0, 1, 2), (2, 7, 3, 1), (9, 2 ** 33, 17, 24)]:
+        full = tempering_uniforms(seed, k, n, T)
+        for parity in (0, 1):
+            part = tempering_uniforms(seed, k, n, T, parity=parity)
+            assert part.shape == full.shape
+            assert np.array_equal(part[:, parity::2], full[:, parity::2])
+            assert np.isnan(part[:, 1 - parity::2]).all()
+
+
+def test_wrapper_energies_and_labels_for_any_order_of_chain_ids():
+    """One rank holding every chain, in id order (the fast path) or shuffled: same labels."""
+    T, n = 5, 6
+    rng = np.random.default_rng(3)
+    order = rng.permutation(n * T)
+    a = ParallelTempering(TemperingState(n, 1.0 / np.linspace(1, 2, T), seed=8), np.arange(n * T))
+    b = ParallelTempering(TemperingState(n, 1.0 / np.linspace(1, 2, T), seed=8), order)
+    for k in range(30):
+        e = rng.normal(size=n * T) * 4
+        la, lb = a.exchange(e, k), b.exchange(e[order], k)
+        assert np.array_equal(la[order], lb)
+    assert np.array_equal(a.state.accepts, b.state.accepts) and a.state.accepts.sum() > 0
+    with pytest.raises(RuntimeError, match="no energy"):
+        a.exchange(np.full(n * T, np.nan), 30)
+
+
 def test_detailed_balance_two_temperature_toy():
     """Two members with fixed energies: the label chain has the stationary distribution
     P(swapped)/P(identity) = exp[(b0 - b1)(Ea - Eb)] and balanced transition counts."""

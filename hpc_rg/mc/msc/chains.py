@@ -8,7 +8,7 @@ draws the same bits whichever rank, group or slab holds it: results are bit-iden
 any number of ranks (idle lanes differ, live lanes do not -- a lane's decision reads only its
 own bit of each random word).
 
-Parallel tempering changes a chain's inverse temperature only: :meth:`MscChains.set_beta`
+Parallel tempering changes a chain's inverse temperature only: :meth:`MscChains.set_temperatures`
 rewrites that lane's thresholds (a label swap inside the word), the bits stay where they are.
 
 Slabs (``slab`` communicator of S > 1 ranks, first lattice axis): every colour update first
@@ -89,9 +89,15 @@ class MscChains:
         self.site_ids = global_site_ids(global_shape, self.x0, self.x0 + self.local_shape[0],
                                         device=self.device)
         self._word_ids_t = torch.as_tensor(self.word_ids, dtype=torch.int64)
-        self._idle_np = self._idle.cpu().numpy()
-        self._beta = None
+        self._idle_np = self._idle.cpu().numpy().view(np.uint64)
         self._patterns: dict = {}  # beta -> its threshold bits (K,) uint8
+        self._table = None  # the inverse temperatures of the last set_temperatures call
+        self._rows = None  # their threshold bits, packed (V + 1, KW) uint64; row V: idle lanes
+        self._vcols = self._vrows = None  # the columns that differ between rows; their bits
+        self._lanes = None  # (64 W,) int64: the row of every lane in the current thresholds
+        self._lanes_built = False  # the thresholds hold every column of the current table
+        self._rows_identity = bool(np.array_equal(self._rows_np, np.arange(self.B)))
+        self._unsat_out = None  # the compiled kernel's (W, 64) unsatisfied-bond counts
         self.thresholds = None
 
     # ------------------------------------------------------------------ state
@@ -125,41 +131,66 @@ class MscChains:
         return layout.pack_spins(full).contiguous()
 
     def set_beta(self, beta) -> None:
-        """Inverse temperature of every local chain, ``(B,)`` float64 (units of 1/|J|); only the
-        words whose lanes changed are rebuilt (a tempering swap touches a few)."""
-        b = np.zeros(self.W * layout.LANES, dtype=np.float64)
-        b[self._rows_np] = np.asarray(beta, dtype=np.float64)
-        if self.thresholds is None:
-            words = np.arange(self.W)
-            self.thresholds = torch.empty((self.W, 2 * self.d + 1, layout.DIGITS + 1),
-                                          dtype=torch.int64)
-        else:
-            words = np.flatnonzero((b != self._beta).reshape(self.W, layout.LANES).any(1))
+        """Inverse temperature of every local chain, ``(B,)`` float64 (units of 1/|J|)."""
+        table, index = np.unique(np.asarray(beta, dtype=np.float64), return_inverse=True)
+        self.set_temperatures(table, index.reshape(-1))
+
+    def set_temperatures(self, betas, index) -> None:
+        """Chain b at inverse temperature ``betas[index[b]]`` (``betas`` (V,) float64, units of
+        1/|J|; ``index`` (B,) int: the tempering labels). Only the words whose lanes changed are
+        rewritten (compiled: in place, one bit transpose per word and 64 threshold words) from
+        the threshold bits of each temperature, kept while ``betas`` stays the same; idle lanes
+        take beta = 0 and always flip."""
+        index = np.asarray(index, dtype=np.int64)
+        betas = np.asarray(betas, dtype=np.float64).reshape(-1)
+        same_table = self._table is not None and np.array_equal(self._table, betas)
+        if not same_table:
+            self._new_table(betas.copy())
+        V = len(self._table)
+        if index.shape != (self.B,) or (self.B and not 0 <= int(index.min()) <= int(index.max()) < V):
+            raise ValueError(f"index must be {self.B} temperature indices in [0, {V})")
+        lanes = np.full(self.W * layout.LANES, V, dtype=np.int64)  # idle lanes: row V (beta 0)
+        lanes[self._rows_np] = index
+        words = None  # all
+        if same_table and self._lanes is not None:
+            words = np.flatnonzero((lanes != self._lanes).reshape(self.W, layout.LANES).any(1))
             if not len(words):
                 return
-        self._beta = b
-        lanes = b.reshape(self.W, layout.LANES)[words]
-        # the bits of each distinct beta, gathered per lane and packed 64 lanes to a word
-        values, which = np.unique(lanes, return_inverse=True)
-        missing = [v for v in values.tolist() if v not in self._patterns]
+            if len(words) == self.W:
+                words = None
+        self._lanes = lanes
+        if self.impl == "compiled":
+            from hpc_rg.mc.msc import compiled
+            if self.thresholds is None:
+                self.thresholds = torch.empty((self.W, 2 * self.d + 1, layout.DIGITS + 1),
+                                              dtype=torch.int64)
+            if self._lanes_built:  # lanes changed value: only the columns that differ between values
+                compiled.set_thresholds(self.thresholds, self._vrows, lanes, words, self._idle_np,
+                                        self._vcols)
+            else:
+                compiled.set_thresholds(self.thresholds, self._rows, lanes, None, self._idle_np)
+                self._lanes_built = True
+            return
+        # the torch version (any device): every word rebuilt with numpy, bit b <- lane b
+        bits = self._bits_table[lanes].reshape(self.W, layout.LANES, -1).transpose(0, 2, 1)
+        thr = np.ascontiguousarray(np.packbits(bits, axis=-1, bitorder="little")).view("<i8")
+        thr = thr.reshape(self.W, 2 * self.d + 1, layout.DIGITS + 1)
+        thr[:, :, 0] |= self._idle_np.view(np.int64)[:, None]
+        self.thresholds = torch.from_numpy(thr).to(self.device).contiguous()
+
+    def _new_table(self, table: np.ndarray) -> None:
+        """Threshold bits of the inverse temperatures ``table`` and of beta = 0 (idle lanes)."""
+        values = table.tolist() + [0.0]
+        missing = [v for v in dict.fromkeys(values) if v not in self._patterns]
         if missing:
             rows = layout.threshold_bits(torch.as_tensor(missing, dtype=torch.float64), self.d,
                                          self.rule).numpy().astype(np.uint8)
             self._patterns.update(zip(missing, rows.reshape(len(missing), -1)))
-        bits = np.stack([self._patterns[v] for v in values.tolist()])  # (values, K) 0/1
-        if self.impl == "compiled":
-            from hpc_rg.mc.msc import compiled
-            thr = compiled.pack_thresholds(bits, which.reshape(-1))
-        else:  # lanes of each word at each value (64-bit masks), OR-ed onto each value's bits
-            at = which.reshape(len(words), layout.LANES)[None] == np.arange(len(values))[:, None, None]
-            masks = np.packbits(at, axis=-1, bitorder="little").view(np.uint64)  # (values, w, 1)
-            full = np.where(bits.astype(bool), np.uint64(~np.uint64(0)), np.uint64(0))
-            thr = np.bitwise_or.reduce(masks & full[:, None, :], axis=0).view(np.int64)
-        thr = thr.reshape(len(words), 2 * self.d + 1, layout.DIGITS + 1)
-        thr[:, :, 0] |= self._idle_np[words, None]  # idle lanes: always flip
-        host = self.thresholds.cpu() if self.thresholds.device.type != "cpu" else self.thresholds
-        host[torch.as_tensor(words)] = torch.from_numpy(thr)
-        self.thresholds = host.to(self.device).contiguous()
+        self._bits_table = np.stack([self._patterns[v] for v in values])  # (V + 1, K) 0/1
+        self._rows = _pack_rows(self._bits_table)  # (V + 1, KW): bit k = threshold bit k
+        self._vcols = np.flatnonzero((self._bits_table != self._bits_table[:1]).any(0))
+        self._vrows = _pack_rows(self._bits_table[:, self._vcols])
+        self._table, self._lanes, self._lanes_built = table, None, False
 
     # ------------------------------------------------------------------ updates
     def _kernel(self):
@@ -181,11 +212,18 @@ class MscChains:
         parity0 = self.x0 % 2
         if self.slab is None:
             if self.impl == "compiled":
-                out = torch.empty((self.W, layout.LANES), dtype=torch.int64) if unsatisfied else None
+                out = None
+                if unsatisfied:
+                    if self._unsat_out is None:
+                        self._unsat_out = torch.empty((self.W, layout.LANES), dtype=torch.int64)
+                    out = self._unsat_out
                 k.sweep(self._shape_ref, self.J, self.thresholds, self.seed, self._word_ids_t,
                         self.site_ids, first, parity0=parity0, n_sweeps=n, unsat=out,
                         inner=self._inner_state())
-                return None if out is None else out.reshape(-1)[self._rows_np].numpy()
+                if out is None:
+                    return None
+                counts = out.numpy().reshape(-1)  # a new array either way: the buffer is reused
+                return counts[:self.B].copy() if self._rows_identity else counts[self._rows_np]
             self.spins = self.spins  # updated in place: drop any word-inner copy
             k.sweep(self.spins, self.J, self.thresholds, self.seed, self._word_ids_t, self.site_ids,
                     first, parity0=parity0, n_sweeps=n)
@@ -253,3 +291,11 @@ class MscChains:
         if not np.array_equal(np.asarray(d["word_ids"]), self.word_ids):
             raise ValueError("the saved spin words belong to another chain layout")
         self.spins = d["words"].to(self.device).contiguous().clone()
+
+
+def _pack_rows(bits: np.ndarray) -> np.ndarray:
+    """0/1 rows ``(V, K)`` -> ``(V, ceil(K / 64))`` uint64, bit k % 64 of word k // 64 = column k."""
+    packed = np.packbits(bits.astype(np.uint8), axis=1, bitorder="little")
+    padded = np.zeros((bits.shape[0], max(-(-bits.shape[1] // 64), 1) * 8), dtype=np.uint8)
+    padded[:, :packed.shape[1]] = packed
+    return padded.view("<u8").astype(np.uint64)

@@ -30,7 +30,7 @@ from hpc_rg.mc.msc import rng
 from hpc_rg.mc.msc.sweep_torch import _extend
 
 __all__ = ["ISAS", "load_library", "vector_words", "update_colour", "sweep", "chain_bits", "unsatisfied",
-           "to_inner", "from_inner", "pack_thresholds",
+           "to_inner", "from_inner", "set_thresholds",
            "KernelUnavailable"]
 
 SOURCE = Path(__file__).with_name("msc_kernel.cpp")
@@ -45,7 +45,7 @@ class _Args(ctypes.Structure):
     _i, _p = ctypes.c_int64, ctypes.c_void_p
     _fields_ = [("d", _i), ("W", _i), ("n0", _i), ("n1", _i), ("n2", _i), ("ghost", _i),
                 ("par0", _i), ("colours", _i), ("site_ids", _p), ("s", _p), ("J", _p), ("J_inner", _i),
-                ("thr", _p), ("wkey", _p), ("active", _p), ("nactive", _i), ("counter0", _i), ("nsweeps", _i),
+                ("thr", _p), ("wkey", _p), ("counter0", _i), ("nsweeps", _i),
                 ("unsat", _p), ("s_inner", _i)]
 
 
@@ -90,16 +90,17 @@ def load_library(isa: str | None = None) -> ctypes.CDLL:
             lib.msc_chain_bits.restype = ctypes.c_int64
             lib.msc_unsatisfied.argtypes = [ctypes.POINTER(_CountArgs)]
             lib.msc_unsatisfied.restype = ctypes.c_int64
-            lib.msc_pack_thresholds.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
-                                                ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
-            lib.msc_pack_thresholds.restype = ctypes.c_int64
+            _i, _p = ctypes.c_int64, ctypes.c_void_p
+            lib.msc_set_thresholds.argtypes = [_p, _i, _i, _p, _i, _i, _p, _p, _i, _i, _p, _p]
+            lib.msc_set_thresholds.restype = ctypes.c_int64
+            lib.vw = int(lib.msc_vector_words())
             _LIBS[isa] = lib
         return _LIBS[isa]
 
 
 def vector_words(isa: str | None = None) -> int:
     """Words per vector of the kernel for ``isa`` (8, 4 or 1): W a multiple of it is fastest."""
-    return int(load_library(isa).msc_vector_words())
+    return load_library(isa).vw
 
 
 _J_CACHE: list = []  # [(J, version, vector words, word-inner copy)]: the couplings of the last call
@@ -119,15 +120,20 @@ def _word_inner(J: torch.Tensor, vw: int) -> torch.Tensor:
     return inner
 
 
-_KEYS: list = []  # [(seed, word ids, keys)]: the word keys of the last call
+_KEYS: list = []  # [(seed, word ids, keys, the word_ids tensor, its version)]: the last call's
 
 
 def _word_keys(seed: int, word_ids) -> torch.Tensor:
+    if _KEYS and _KEYS[0][0] == seed and isinstance(word_ids, torch.Tensor) and _KEYS[0][3] is word_ids \
+            and _KEYS[0][4] == word_ids._version:
+        return _KEYS[0][2]  # the same tensor as last time, not modified since: no comparison
     ids = torch.as_tensor(word_ids, dtype=torch.int64).reshape(-1)
     if _KEYS and _KEYS[0][0] == seed and torch.equal(_KEYS[0][1], ids):
-        return _KEYS[0][2]
-    keys = rng.word_keys(seed, ids).reshape(-1).contiguous()
-    _KEYS[:] = [(seed, ids.clone(), keys)]
+        keys = _KEYS[0][2]
+    else:
+        keys = rng.word_keys(seed, ids).reshape(-1).contiguous()
+    tensor = word_ids if isinstance(word_ids, torch.Tensor) else None
+    _KEYS[:] = [(seed, ids.clone(), keys, tensor, None if tensor is None else tensor._version)]
     return keys
 
 
@@ -177,7 +183,7 @@ def _run(spins, J, thresholds, seed, word_ids, site_ids, counter0, colours, pari
     if inner is not None:
         if ghosts is not None:
             raise ValueError("the word-inner spins take no ghost planes")
-        _check(inner, "inner", (spins[0].numel(), -(-W // int(lib.msc_vector_words())) * int(lib.msc_vector_words())))
+        _check(inner, "inner", (spins[0].numel(), -(-W // lib.vw) * lib.vw))
     if J is not None:
         _check(J, "J", (W, d) + shape)
     thr = _check(thresholds, "thresholds", (W, 2 * d + 1, 33))
@@ -189,18 +195,16 @@ def _run(spins, J, thresholds, seed, word_ids, site_ids, counter0, colours, pari
     wkey = _word_keys(int(seed), word_ids)
     if wkey.numel() != W:
         raise ValueError(f"word_ids has {wkey.numel()} entries for {W} words")
-    active = torch.tensor([n for n in range(2 * d + 1) if bool((thr[:, n, 0] != -1).any())],
-                          dtype=torch.int64)
     a = _Args()
     _set_shape(a, W, shape)
     a.ghost, a.par0, a.colours = int(ghosts is not None), int(parity0) % 2, colours
     a.site_ids, a.s = ids.data_ptr(), (s_all if inner is None else inner).data_ptr()
     a.s_inner = int(inner is not None)
     if ghosts is None and J_all is not None:  # couplings already word-inner (cached)
-        J_all = _word_inner(J_all, int(lib.msc_vector_words()))
+        J_all = _word_inner(J_all, lib.vw)
         a.J_inner = 1
     a.J = 0 if J_all is None else J_all.data_ptr()
-    a.thr, a.wkey, a.active, a.nactive = thr.data_ptr(), wkey.data_ptr(), active.data_ptr(), active.numel()
+    a.thr, a.wkey = thr.data_ptr(), wkey.data_ptr()
     a.counter0, a.nsweeps = int(counter0), int(n_sweeps)
     if unsat is not None:
         _check(unsat, "unsat", (W, 64))
@@ -225,8 +229,10 @@ def sweep(spins, J, thresholds, seed, word_ids, site_ids, sweep_index, parity0=0
     """As :func:`hpc_rg.mc.msc.sweep_torch.sweep` (bit-identical): sweeps ``sweep_index`` ..
     ``sweep_index + n_sweeps - 1`` in one call (the copy into and out of the kernel's
     word-inner buffer is paid once per call). ``unsat`` ``(W, 64)`` int64, when given, receives
-    the unsatisfied bonds per lane after the last sweep (:func:`unsatisfied`, counted on the
-    kernel's word-inner copy: no second pass over memory). ``inner``, when given, is the
+    the unsatisfied bonds per lane after the last sweep (the numbers of :func:`unsatisfied`):
+    counted by the last colour-1 update itself when every side is even (each bond then has
+    its colour-1 end there, and its neighbours are final), else in a pass over the kernel's
+    word-inner copy. ``inner``, when given, is the
     state in the kernel's word-inner layout (:func:`to_inner`), updated in place without the
     copies (``spins`` then only gives the shape and is left as it was)."""
     if int(n_sweeps) < 1:
@@ -274,15 +280,54 @@ def unsatisfied(spins, J=None, above=None, isa=None) -> torch.Tensor:
     return out
 
 
-def pack_thresholds(patterns: np.ndarray, which: np.ndarray, isa=None) -> np.ndarray:
-    """Threshold words ``(w, K)`` int64 from per-value bit patterns ``(V, K)`` (0/1) and the value
-    of every lane ``which (64 w,)``: bit b of ``out[i, k]`` = ``patterns[which[64 i + b], k]``."""
+def set_thresholds(thresholds: torch.Tensor, rows: np.ndarray, which: np.ndarray, words=None, idle=None,
+                   cols=None, isa=None) -> torch.Tensor:
+    """Rewrite threshold words in place from per-value bit rows (the tempering update).
+
+    Parameters
+    ----------
+    thresholds : Tensor (W, 2d + 1, 33) int64, contiguous CPU
+        Updated in place: for every word w in ``words`` and column k = ``cols[i]``, bit b of
+        ``thresholds[w].view(-1)[k]`` = bit i of ``rows[which[64 w + b]]``, with ``idle[w]``
+        OR-ed onto the columns that are word 0 of a class (k % 33 == 0).
+    rows : uint64 array (V, KW)
+        The threshold bits of each value: bit i % 64 of ``rows[v, i // 64]`` (e.g.
+        :func:`hpc_rg.mc.msc.layout.threshold_bits` packed with ``np.packbits(...,
+        bitorder="little")``).
+    which : int64 array (64 W,)
+        The value (row) of every lane, lane b of word w at ``64 w + b``.
+    words : int64 array or None
+        The words to rewrite (None: all).
+    idle : uint64 array (W,) or None
+        Lanes that always flip (bit b of ``idle[w]``).
+    cols : int64 array or None
+        The columns (of the (2d + 1) 33 words of a word's thresholds) that ``rows`` hold, in
+        bit order; None: all of them. Columns whose bit is the same in every row need no
+        rewrite when lanes change value.
+
+    Returns ``thresholds``: equals :func:`hpc_rg.mc.msc.layout.thresholds` of the values' betas
+    with the idle lanes set (tests/mc/test_msc.py).
+    """
     lib = load_library(isa)
-    pat = np.ascontiguousarray(patterns, dtype=np.uint8)
-    idx = np.ascontiguousarray(which, dtype=np.int64)
-    nw = idx.size // 64
-    out = np.empty((nw, pat.shape[1]), dtype=np.int64)
-    if nw and lib.msc_pack_thresholds(pat.ctypes.data, pat.shape[0], pat.shape[1], idx.ctypes.data,
-                                      nw, out.ctypes.data):
-        raise RuntimeError("compiled MSC threshold packing failed")
-    return out
+    _check(thresholds, "thresholds")
+    W, K = thresholds.shape[0], thresholds[0].numel()
+    if rows.dtype != np.uint64 or rows.ndim != 2 or not rows.flags.c_contiguous:
+        raise ValueError("rows must be a C-contiguous (V, KW) uint64 array")
+    if which.dtype != np.int64 or which.shape != (64 * W,) or not which.flags.c_contiguous:
+        raise ValueError(f"which must be a contiguous int64 array of {64 * W} lanes")
+    if idle is not None and (idle.dtype != np.uint64 or idle.shape != (W,) or not idle.flags.c_contiguous):
+        raise ValueError(f"idle must be a contiguous uint64 array of {W} words")
+    if words is not None:
+        words = np.ascontiguousarray(words, dtype=np.int64)
+    if cols is not None:
+        cols = np.ascontiguousarray(cols, dtype=np.int64)
+    nc = K if cols is None else cols.size
+    rc = lib.msc_set_thresholds(rows.ctypes.data, rows.shape[0], rows.shape[1],
+                                None if cols is None else cols.ctypes.data, nc, K, which.ctypes.data,
+                                None if words is None else words.ctypes.data,
+                                0 if words is None else words.size, W,
+                                None if idle is None else idle.ctypes.data, thresholds.data_ptr())
+    if rc:
+        raise ValueError(f"compiled MSC threshold update failed (code {rc}: shapes, columns or value "
+                         f"indices out of range)")
+    return thresholds

@@ -91,8 +91,6 @@ struct Args {           // mirror of hpc_rg.mc.msc.compiled._Args
     int64_t J_inner;            // 1: J is already word-inner, (n0e n1 n2, d, W') with W' = W rounded up to VW
     const int64_t* thr;         // (W, 2d + 1, 33) thresholds
     const int64_t* wkey;        // (W) word keys
-    const int64_t* active;      // classes whose digits are needed
-    int64_t nactive;
     int64_t counter0;           // random counter of colour 0 of the first sweep (2 * sweep)
     int64_t nsweeps;            // sweeps in this call (colours == 2), else 1
     int64_t* unsat;             // (W, 64): unsatisfied bonds per lane after the call, or null (no ghosts)
@@ -100,6 +98,112 @@ struct Args {           // mirror of hpc_rg.mc.msc.compiled._Args
 };
 
 static const int FIRST_DIGITS = 8;  // (32 - FIRST_DIGITS) % 4 == 0
+
+// Per-lane counts of bit planes, one counter per vector of words (Harley-Seal): carry-save
+// adders keep the weights 1, 2, 4 as planes; the weight-8 carries wait in groups of 8 for a
+// second level of adders (weights 8, 16, 32), whose weight-64 carries ripple into a
+// bit-sliced counter. The data-dependent ripple loop runs once per 8 additions.
+static inline void vcsa(vec& h, vec& l, vec a, vec b, vec c) {
+    const vec u = vxor(a, b);
+    h = vor(vand(a, b), vand(u, c));
+    l = vxor(u, c);
+}
+
+struct BitCounter {
+    static const int HI = 40;
+    struct Lanes {  // the counter of one vector of words
+        vec ones, twos, fours, w8, w16, w32;
+        vec buf8[8];  // weight-8 carries waiting for the second level
+        vec hi[HI];   // weights 64, 128, ...
+    };
+    int64_t nv;
+    int n8 = 0;   // weight-8 carries waiting in buf8 (the same number for every vector)
+    int top = 0;  // weight-64 levels in use
+    std::vector<Lanes> lanes;
+    explicit BitCounter(int64_t nv_) : nv(nv_), lanes(nv_) {
+        for (Lanes& l : lanes) {
+            l.ones = l.twos = l.fours = l.w8 = l.w16 = l.w32 = vset(0);
+            for (int i = 0; i < HI; ++i) l.hi[i] = vset(0);
+        }
+    }
+    // after one weight-8 carry into buf8[n8] of every vector: every 8th time, the carries go
+    // through their adders and the weight-64 carries ripple up (seldom enough that the
+    // unpredictable loop costs little)
+    inline void step() {
+        if (++n8 < 8) return;
+        n8 = 0;
+        for (Lanes& l : lanes) {
+            const vec* b = l.buf8;
+            vec tA, tB, fA, fB, e;
+            vcsa(tA, l.w8, l.w8, b[0], b[1]);
+            vcsa(tB, l.w8, l.w8, b[2], b[3]);
+            vcsa(fA, l.w16, l.w16, tA, tB);
+            vcsa(tA, l.w8, l.w8, b[4], b[5]);
+            vcsa(tB, l.w8, l.w8, b[6], b[7]);
+            vcsa(fB, l.w16, l.w16, tA, tB);
+            vcsa(e, l.w32, l.w32, fA, fB);
+            for (int i = 0; i < HI && !vzero(e); ++i) {
+                const vec t = vand(l.hi[i], e);
+                l.hi[i] = vxor(l.hi[i], e);
+                e = t;
+                if (i + 1 > top) top = i + 1;
+            }
+        }
+    }
+    // out (W, 64): the count of every lane, plus nb pending planes buf[v * 8 + i] of weight 1
+    void counts(int64_t W, const vec* buf, int nb, int64_t* out) const {
+        for (int64_t v = 0; v < nv; ++v) {
+            const Lanes& l = lanes[v];
+            alignas(64) uint64_t w[6][VW], wh[HI][VW], wb[8][VW], w8b[8][VW];
+            vstore(w[0], l.ones); vstore(w[1], l.twos); vstore(w[2], l.fours);
+            vstore(w[3], l.w8); vstore(w[4], l.w16); vstore(w[5], l.w32);
+            for (int i = 0; i < top; ++i) vstore(wh[i], l.hi[i]);
+            for (int i = 0; i < nb; ++i) vstore(wb[i], buf[v * 8 + i]);
+            for (int i = 0; i < n8; ++i) vstore(w8b[i], l.buf8[i]);
+            const int64_t o = v * VW;
+            for (int k = 0; k < VW && o + k < W; ++k)
+                for (int b = 0; b < 64; ++b) {
+                    int64_t n = 0;
+                    for (int i = 0; i < 6; ++i) n += (int64_t)((w[i][k] >> b) & 1) << i;
+                    for (int i = 0; i < top; ++i) n += (int64_t)((wh[i][k] >> b) & 1) << (i + 6);
+                    for (int i = 0; i < n8; ++i) n += (int64_t)((w8b[i][k] >> b) & 1) << 3;
+                    for (int i = 0; i < nb; ++i) n += (int64_t)((wb[i][k] >> b) & 1);
+                    out[(o + k) * 64 + b] = n;
+                }
+        }
+    }
+};
+
+// Add to a vector's counter l the unsatisfied bonds of a site after its update, from the
+// count n of its satisfied bonds before (bit planes n0, n1, n2) and its flips: Z - n where
+// the spin stays, n where it flips. Bit-sliced Z - n: Z = 6: (n0, ~(n1 ^ n0), ~(n2 ^ n1 n0));
+// Z = 4: (n0, n1 ^ n0, ~(n2 | n1 | n0)); Z = 2: (n0, ~(n1 | n0), 0). The weight-8 carry goes
+// to l.buf8[n8].
+template <int Z>
+static inline void count_site(BitCounter::Lanes& l, int n8, vec n0, vec n1, vec n2, vec flip) {
+    const vec ones_ = vset(~0ULL);
+    vec u1, u2;  // bit 0 is n0 either way
+    if (Z == 6) {
+        const vec n10 = vand(n1, n0);
+        u1 = vxor(vxor(vxor(n1, n0), ones_), vandn(n0, flip));   // flip: n1 = r1 ^ ~n0
+        u2 = vxor(vxor(vxor(n2, n10), ones_), vandn(n10, flip));  // flip: n2 = r2 ^ ~(n1 n0)
+    } else if (Z == 4) {
+        const vec r1 = vxor(n1, n0), r2 = vxor(vor(vor(n2, n1), n0), ones_);
+        u1 = vxor(r1, vand(flip, vxor(n1, r1)));
+        u2 = vxor(r2, vand(flip, vxor(n2, r2)));
+    } else {
+        const vec r1 = vxor(vor(n1, n0), ones_);
+        u1 = vxor(r1, vand(flip, vxor(n1, r1)));
+        u2 = vand(flip, n2);  // n2 = 0 when Z = 2
+    }
+    vec ones = l.ones, twos = l.twos, fours = l.fours, h1, e;
+    const vec h0 = vand(ones, n0);
+    ones = vxor(ones, n0);
+    vcsa(h1, twos, twos, u1, h0);
+    vcsa(e, fours, fours, u2, h1);
+    l.ones = ones; l.twos = twos; l.fours = fours;
+    l.buf8[n8] = e;
+}
 
 struct Ctx {  // everything the update loop reads, in locals the compiler can keep in registers
     int64_t n0, n1, n2, n0e, ghost, par0, Wv, nv, nact;
@@ -109,11 +213,15 @@ struct Ctx {  // everything the update loop reads, in locals the compiler can ke
     const uint64_t* J;
     const uint64_t* T;
     const uint64_t* K;
+    BitCounter* count;  // the update that counts (C = true): unsatisfied bonds after it
 };
 
-// U vectors of words at one site (U independent dependency chains for the pipeline).
-template <int D, int U>
-static inline void words(const Ctx& c, int64_t x, const int64_t* y, const int64_t* b, vec sk, int64_t o0) {
+// U vectors of words at one site (U independent dependency chains for the pipeline). C: also
+// count the site's 2D bonds that are unsatisfied after its update (the last colour of a sweep
+// on a bipartite lattice: its neighbours are final, and every bond has one such end).
+template <int D, int U, bool C>
+static inline void words(const Ctx& c, int64_t x, const int64_t* y, const int64_t* b, vec sk, int64_t o0,
+                         BitCounter::Lanes* cnt, int n8) {
     const int Z = 2 * D;
     const int64_t Wv = c.Wv;
     uint64_t* __restrict S = c.S;
@@ -121,6 +229,7 @@ static inline void words(const Ctx& c, int64_t x, const int64_t* y, const int64_
     const uint64_t* __restrict T = c.T;
     const vec ones = vset(~0ULL);
     vec sx[U], flip[U], und[U], key[U], m[U][2 * 3 + 1];
+    vec nsat[C ? U : 1][3];  // C: the satisfied-bond count of each vector, bit-sliced
     for (int u = 0; u < U; ++u) {
         const int64_t o = o0 + u * VW;
         sx[u] = vload(S + x * Wv + o);
@@ -147,6 +256,7 @@ static inline void words(const Ctx& c, int64_t x, const int64_t* y, const int64_
             full_add(k1, k2, vand(s1, s2), c1, c2);
         }
         const vec cb[3] = {c0, c1, c2};
+        if constexpr (C) { nsat[u][0] = c0; nsat[u][1] = c1; nsat[u][2] = c2; }
         const vec nc[3] = {vxor(c0, ones), vxor(c1, ones), vxor(c2, ones)};
         flip[u] = vset(0);
         for (int n = 0; n <= Z; ++n) {
@@ -183,9 +293,12 @@ static inline void words(const Ctx& c, int64_t x, const int64_t* y, const int64_
         }
     }
     for (int u = 0; u < U; ++u) vstore(S + x * Wv + o0 + u * VW, vxor(sx[u], flip[u]));
+    if constexpr (C)
+        for (int u = 0; u < U; ++u)
+            count_site<Z>(cnt[o0 / VW + u], n8, nsat[u][0], nsat[u][1], nsat[u][2], flip[u]);
 }
 
-template <int D>
+template <int D, bool C>
 static inline void site(const Ctx& c, uint64_t ck, int64_t i0, int64_t i1, int64_t i2) {
     const int64_t n1 = c.n1, n2 = c.n2;
     const int64_t e0 = i0 + c.ghost;
@@ -208,42 +321,38 @@ static inline void site(const Ctx& c, uint64_t ck, int64_t i0, int64_t i1, int64
     const uint64_t sid = (uint64_t)c.site_ids[(i0 * n1 + i1) * n2 + i2];
     const vec sk = vset(mix(mix(sid * G + S_SITE) ^ ck));
     int64_t v = 0;
-    for (; v + 2 <= c.nv; v += 2) words<D, 2>(c, x, y, b, sk, v * VW);
-    for (; v < c.nv; ++v) words<D, 1>(c, x, y, b, sk, v * VW);
+    BitCounter::Lanes* cnt = C ? c.count->lanes.data() : nullptr;
+    const int n8 = C ? c.count->n8 : 0;
+    for (; v + 2 <= c.nv; v += 2) words<D, 2, C>(c, x, y, b, sk, v * VW, cnt, n8);
+    for (; v < c.nv; ++v) words<D, 1, C>(c, x, y, b, sk, v * VW, cnt, n8);
+    if (C) c.count->step();
 }
 
-template <int D>
+template <int D, bool C>
 static void update(const Ctx& c, uint64_t ck, int colour) {
     const int64_t p = (colour + c.par0) & 1;
     if (D == 1) {
-        for (int64_t i0 = p; i0 < c.n0; i0 += 2) site<1>(c, ck, i0, 0, 0);
+        for (int64_t i0 = p; i0 < c.n0; i0 += 2) site<1, C>(c, ck, i0, 0, 0);
     } else if (D == 2) {
         for (int64_t i0 = 0; i0 < c.n0; ++i0)
-            for (int64_t i1 = (p + i0) & 1; i1 < c.n1; i1 += 2) site<2>(c, ck, i0, i1, 0);
+            for (int64_t i1 = (p + i0) & 1; i1 < c.n1; i1 += 2) site<2, C>(c, ck, i0, i1, 0);
     } else {
         for (int64_t i0 = 0; i0 < c.n0; ++i0)
             for (int64_t i1 = 0; i1 < c.n1; ++i1)
-                for (int64_t i2 = (p + i0 + i1) & 1; i2 < c.n2; i2 += 2) site<3>(c, ck, i0, i1, i2);
+                for (int64_t i2 = (p + i0 + i1) & 1; i2 < c.n2; i2 += 2) site<3, C>(c, ck, i0, i1, i2);
     }
 }
 
 // Unsatisfied bonds per lane of the word-inner spins after an update (periodic lattice, no
-// ghosts): Harley-Seal carry-save adders on vectors of words, the weight-8 carries rippling
-// into a bit-sliced counter; the numbers of msc_unsatisfied below.
-static inline void vcsa(vec& h, vec& l, vec a, vec b, vec c) {
-    const vec u = vxor(a, b);
-    h = vor(vand(a, b), vand(u, c));
-    l = vxor(u, c);
-}
-
+// ghosts), a pass of its own (when the update could not count them: odd sides): bond planes
+// in groups of 8 through the carry-save adders of BitCounter; the numbers of msc_unsatisfied.
 static void unsat_counts(const Ctx& c, int64_t d, int64_t W, int64_t* out) {
     // sites outer, vectors of words inner: every site reads contiguous rows of the word-inner
     // arrays; one carry-save state per vector (the add sequence, hence nb, is shared)
     const int64_t n0 = c.n0, n1 = c.n1, n2 = c.n2, Wv = c.Wv, nv = c.nv;
-    const int HI = 40;
-    std::vector<vec> ones(nv, vset(0)), twos(nv, vset(0)), fours(nv, vset(0));
-    std::vector<vec> hi(nv * HI, vset(0)), buf(nv * 8);
-    int nb = 0, top = 0;
+    BitCounter bc(nv);
+    std::vector<vec> buf(nv * 8);
+    int nb = 0;
     for (int64_t i0 = 0; i0 < n0; ++i0)
         for (int64_t i1 = 0; i1 < n1; ++i1)
             for (int64_t i2 = 0; i2 < n2; ++i2) {
@@ -265,38 +374,45 @@ static void unsat_counts(const Ctx& c, int64_t d, int64_t W, int64_t* out) {
                     nb = 0;
                     for (int64_t v = 0; v < nv; ++v) {
                         vec* b = &buf[v * 8];
+                        BitCounter::Lanes& l = bc.lanes[v];
+                        vec& ones = l.ones;
+                        vec& twos = l.twos;
+                        vec& fours = l.fours;
                         vec tA, tB, fA, fB, e;
-                        vcsa(tA, ones[v], ones[v], b[0], b[1]);
-                        vcsa(tB, ones[v], ones[v], b[2], b[3]);
-                        vcsa(fA, twos[v], twos[v], tA, tB);
-                        vcsa(tA, ones[v], ones[v], b[4], b[5]);
-                        vcsa(tB, ones[v], ones[v], b[6], b[7]);
-                        vcsa(fB, twos[v], twos[v], tA, tB);
-                        vcsa(e, fours[v], fours[v], fA, fB);
-                        vec* h = &hi[v * HI];
-                        for (int i = 0; i < HI && !vzero(e); ++i) {
-                            const vec t = vand(h[i], e);
-                            h[i] = vxor(h[i], e);
-                            e = t;
-                            if (i + 1 > top) top = i + 1;
-                        }
+                        vcsa(tA, ones, ones, b[0], b[1]);
+                        vcsa(tB, ones, ones, b[2], b[3]);
+                        vcsa(fA, twos, twos, tA, tB);
+                        vcsa(tA, ones, ones, b[4], b[5]);
+                        vcsa(tB, ones, ones, b[6], b[7]);
+                        vcsa(fB, twos, twos, tA, tB);
+                        vcsa(e, fours, fours, fA, fB);
+                        l.buf8[bc.n8] = e;
                     }
+                    bc.step();
                 }
             }
-    for (int64_t v = 0; v < nv; ++v) {
-        alignas(64) uint64_t w1[VW], w2[VW], w4[VW], wh[HI][VW], wb[8][VW];
-        vstore(w1, ones[v]); vstore(w2, twos[v]); vstore(w4, fours[v]);
-        for (int i = 0; i < top; ++i) vstore(wh[i], hi[v * HI + i]);
-        for (int i = 0; i < nb; ++i) vstore(wb[i], buf[v * 8 + i]);
-        const int64_t o = v * VW;
-        for (int k = 0; k < VW && o + k < W; ++k)
-            for (int b = 0; b < 64; ++b) {
-                int64_t n = (int64_t)((w1[k] >> b) & 1) + 2 * (int64_t)((w2[k] >> b) & 1) + 4 * (int64_t)((w4[k] >> b) & 1);
-                for (int i = 0; i < top; ++i) n += (int64_t)((wh[i][k] >> b) & 1) << (i + 3);
-                for (int i = 0; i < nb; ++i) n += (int64_t)((wb[i][k] >> b) & 1);
-                out[(o + k) * 64 + b] = n;
-            }
-    }
+    bc.counts(W, buf.data(), nb, out);
+}
+
+// One stage of the recursive 64 x 64 bit transpose: rows k and k + j (k with bit j clear) swap
+// their j x j sub-blocks. Rows k .. k + j - 1 are contiguous: the compiler vectorises j >= 4.
+template <int j, uint64_t m>
+static inline void transpose_stage(uint64_t* __restrict a) {
+    for (int base = 0; base < 64; base += 2 * j)
+        for (int k = base; k < base + j; ++k) {
+            const uint64_t t = ((a[k] >> j) ^ a[k + j]) & m;
+            a[k] ^= t << j;
+            a[k + j] ^= t;
+        }
+}
+
+static inline void transpose64(uint64_t a[64]) {  // a[i] bit j -> a[j] bit i
+    transpose_stage<32, 0x00000000FFFFFFFFULL>(a);
+    transpose_stage<16, 0x0000FFFF0000FFFFULL>(a);
+    transpose_stage<8, 0x00FF00FF00FF00FFULL>(a);
+    transpose_stage<4, 0x0F0F0F0F0F0F0F0FULL>(a);
+    transpose_stage<2, 0x3333333333333333ULL>(a);
+    transpose_stage<1, 0x5555555555555555ULL>(a);
 }
 
 extern "C" {
@@ -305,7 +421,7 @@ int64_t msc_vector_words() { return VW; }
 
 int64_t msc_update(const Args* ap) {
     const Args& a = *ap;
-    if (a.d < 1 || a.d > 3 || a.W < 1 || a.nactive > 2 * a.d + 1) return 1;
+    if (a.d < 1 || a.d > 3 || a.W < 1) return 1;
     const int64_t W = a.W, Wv = (W + VW - 1) / VW * VW, d = a.d, Z = 2 * d, NT = (Z + 1) * 33;
     const int64_t Ne = (a.n0 + 2 * a.ghost) * a.n1 * a.n2;
     if (a.s_inner && a.ghost) return 3;
@@ -335,23 +451,38 @@ int64_t msc_update(const Args* ap) {
     }
     Ctx c;
     c.n0 = a.n0; c.n1 = a.n1; c.n2 = a.n2; c.ghost = a.ghost; c.n0e = a.n0 + 2 * a.ghost;
-    c.par0 = a.par0; c.Wv = Wv; c.nv = Wv / VW; c.nact = a.nactive;
-    for (int64_t q = 0; q < a.nactive; ++q) c.act[q] = (int)a.active[q];
+    c.par0 = a.par0; c.Wv = Wv; c.nv = Wv / VW; c.nact = 0;
+    for (int64_t n = 0; n <= Z; ++n) {  // classes whose digits are needed: some lane may not flip
+        bool need = false;
+        for (int64_t w = 0; w < W && !need; ++w) need = a.thr[w * NT + n * 33] != -1;
+        if (need) c.act[c.nact++] = (int)n;
+    }
     c.site_ids = a.site_ids; c.S = a.s_inner ? (uint64_t*)a.s : S.data(); c.J = !a.J ? nullptr : a.J_inner ? (const uint64_t*)a.J : Jb.data(); c.T = T.data(); c.K = K.data();
     const int64_t nsweeps = a.colours == 2 ? a.nsweeps : 1;
+    if (a.unsat && a.ghost) return 2;
+    // the last colour-1 update counts the unsatisfied bonds when every bond joins the two
+    // colours (even sides, periodic): each colour-1 site sees its 2d bonds, final after it
+    const bool fuse = a.unsat && a.colours == 2 && a.n0 % 2 == 0 && (d < 2 || a.n1 % 2 == 0)
+                      && (d < 3 || a.n2 % 2 == 0);
+    BitCounter bc(fuse ? c.nv : 0);
+    c.count = &bc;
     for (int64_t sw = 0; sw < nsweeps; ++sw)
         for (int colour = 0; colour < 2; ++colour) {
             if (a.colours != 2 && a.colours != colour) continue;
             const uint64_t cnt = (uint64_t)a.counter0 + 2 * (uint64_t)sw + (uint64_t)colour;
             const uint64_t ck = mix(((cnt + 1) * G) ^ S_CTR);  // rng.counter_key
-            if (d == 1) update<1>(c, ck, colour);
-            else if (d == 2) update<2>(c, ck, colour);
-            else update<3>(c, ck, colour);
+            if (fuse && colour == 1 && sw == nsweeps - 1) {
+                if (d == 1) update<1, true>(c, ck, colour);
+                else if (d == 2) update<2, true>(c, ck, colour);
+                else update<3, true>(c, ck, colour);
+            } else {
+                if (d == 1) update<1, false>(c, ck, colour);
+                else if (d == 2) update<2, false>(c, ck, colour);
+                else update<3, false>(c, ck, colour);
+            }
         }
-    if (a.unsat) {
-        if (a.ghost) return 2;
-        unsat_counts(c, d, W, a.unsat);
-    }
+    if (fuse) bc.counts(W, nullptr, 0, a.unsat);
+    else if (a.unsat) unsat_counts(c, d, W, a.unsat);
     if (a.s_inner) return 0;
     const int64_t lo = a.ghost * a.n1 * a.n2, hi = Ne - lo;  // interior sites only
     uint64_t* out = (uint64_t*)a.s;
@@ -369,15 +500,6 @@ int64_t msc_update(const Args* ap) {
 // plane p = 0: the spin bits, p = 1 + mu: the bond bits s_x ^ s_{x + e_mu} (periodic along
 // axes 1, 2; along axis 0 the last plane pairs with `above` when given, else with plane 0).
 
-static inline void transpose64(uint64_t a[64]) {  // a[i] bit j -> a[j] bit i
-    uint64_t m = 0x00000000FFFFFFFFULL;
-    for (int j = 32; j != 0; j >>= 1, m ^= (m << j))
-        for (int k = 0; k < 64; k = ((k | j) + 1) & ~j) {
-            const uint64_t t = ((a[k] >> j) ^ a[k | j]) & m;
-            a[k] ^= t << j;
-            a[k | j] ^= t;
-        }
-}
 
 struct BitsArgs {       // mirror of hpc_rg.mc.msc.compiled._BitsArgs
     int64_t d, W, n0, n1, n2;
@@ -498,27 +620,35 @@ int64_t msc_unsatisfied(const CountArgs* ap) {
 }
 
 // ---------------------------------------------------------------------------- thresholds
-// Threshold words of nw words from per-value bit patterns: out[w, k] has bit b set when
-// pattern which[64 w + b] has bit k (pat (V, K) 0/1 bytes). Masks per value, then one AND-OR
-// per (value present, k): the tempering update of every exchange.
-int64_t msc_pack_thresholds(const uint8_t* pat, int64_t V, int64_t K, const int64_t* which,
-                            int64_t nw, int64_t* out) {
-    std::vector<uint64_t> mask(V);
-    std::vector<int64_t> present;
-    for (int64_t w = 0; w < nw; ++w) {
-        std::fill(mask.begin(), mask.end(), 0);
-        for (int b = 0; b < 64; ++b) {
-            const int64_t v = which[64 * w + b];
-            if (v < 0 || v >= V) return 1;
-            mask[v] |= 1ULL << b;
-        }
-        present.clear();
-        for (int64_t v = 0; v < V; ++v) if (mask[v]) present.push_back(v);
-        uint64_t* o = (uint64_t*)out + w * K;
-        for (int64_t k = 0; k < K; ++k) {
-            uint64_t x = 0;
-            for (int64_t v : present) x |= pat[v * K + k] ? mask[v] : 0;
-            o[k] = x;
+// Threshold words from per-value bit rows (the tempering update of every exchange): for each
+// listed word w (all W when words is null) and each column i < nc, bit b of thr[w, cols[i]]
+// (cols null: column i) = bit i of row which[64 w + b] (rows (V, KW) uint64, bit i of a row =
+// bit i % 64 of its word i / 64, nc <= 64 KW); idle[w] (when given) is OR-ed onto the columns
+// written that are word 0 of a class (thr[w, 33 n]). One 64 x 64 bit transpose per word and
+// 64 columns: no branch on the data. Columns equal in every row need no rewrite after a first
+// full build, when lanes change value: cols lists the others.
+int64_t msc_set_thresholds(const uint64_t* rows, int64_t V, int64_t KW, const int64_t* cols, int64_t nc,
+                           int64_t K, const int64_t* which, const int64_t* words, int64_t nw, int64_t W,
+                           const uint64_t* idle, int64_t* thr) {
+    if (K < 1 || K % 33 || nc < 0 || nc > 64 * KW || nw < 0) return 1;
+    for (int64_t i = 0; i < nc; ++i) if ((cols ? cols[i] : i) < 0 || (cols ? cols[i] : i) >= K) return 1;
+    uint64_t blk[64];
+    const int64_t n = words ? nw : W;
+    for (int64_t q = 0; q < n; ++q) {
+        const int64_t w = words ? words[q] : q;
+        if (w < 0 || w >= W) return 2;
+        const int64_t* lane = which + 64 * w;
+        for (int b = 0; b < 64; ++b) if (lane[b] < 0 || lane[b] >= V) return 3;
+        uint64_t* o = (uint64_t*)thr + w * K;
+        const uint64_t add = idle ? idle[w] : 0;
+        for (int64_t j = 0; 64 * j < nc; ++j) {
+            for (int b = 0; b < 64; ++b) blk[b] = rows[lane[b] * KW + j];
+            transpose64(blk);  // blk[i] bit b = bit 64 j + i of lane b's row
+            const int64_t top = nc - 64 * j < 64 ? nc - 64 * j : 64;
+            for (int64_t i = 0; i < top; ++i) {
+                const int64_t k = cols ? cols[64 * j + i] : 64 * j + i;
+                o[k] = k % 33 ? blk[i] : blk[i] | add;
+            }
         }
     }
     return 0;
