@@ -44,7 +44,8 @@ class Comparison:
     Arrays are per matched row (``n``): ``T_sr`` the row's (effective or nominal)
     temperature, ``T_in`` the nominal input temperature, ``row`` the SR row index.
     ``mc[name]``, ``mc_err[name]``, ``sr[name]``, ``sr_err[name]``, ``z[name]``: (n,).
-    ``skipped``: (row, T_in, reason) of SR rows without a Monte Carlo partner.
+    ``skipped``: (row, T_in, reason) of SR rows without a Monte Carlo partner;
+    ``weights``: per matched row the Monte Carlo (i0, i1, w) of :func:`match_rows`.
     """
 
     L: int
@@ -58,6 +59,8 @@ class Comparison:
     sr_err: dict = field(default_factory=dict)
     z: dict = field(default_factory=dict)
     skipped: list = field(default_factory=list)
+    weights: list = field(default_factory=list)
+    mc_path: str = ""  #: the Monte Carlo file compared with (set by the tool)
     pq: dict = field(default_factory=dict)  #: P(q): edges, mc, mc_err, sr, sr_err, z (n, bins)
 
     def worst(self, tolerance: float) -> list[tuple[str, float, float]]:
@@ -110,9 +113,9 @@ def compare_tables(mc: GroupTable, sr: GroupTable, observables=None, match: str 
              if n in mc.values and n in sr.values]
     c = Comparison(L=sr.L, match=match, row=np.array([p[0] for p in pairs], dtype=np.int64),
                    T_sr=np.array([p[1] for p in pairs]), T_in=np.array([p[2] for p in pairs]),
-                   skipped=skipped)
+                   skipped=skipped, weights=[p[3] for p in pairs])
     for name in names:
-        m = [_at(mc.values[name], mc.errors[name], p[3]) for p in pairs]
+        m = [_at(mc.values[name], mc.errors[name], w) for w in c.weights]
         c.mc[name] = np.array([v for v, _ in m])
         c.mc_err[name] = np.array([e for _, e in m])
         c.sr[name] = sr.values[name][c.row]
@@ -168,12 +171,11 @@ def compare_histograms(c: Comparison, mc_group, sr_group, bins: int = 16,
     edges[-1] += 1e-12  # q = 1 falls in the last bin
     pm, em, nm = overlap_histogram(mc_group, edges, cfg_mc, only_passed)
     ps, es, ns = overlap_histogram(sr_group, edges, cfg_sr)
-    pairs, _ = match_rows(_grid(mc_group), _grid(sr_group), _nominal(sr_group), c.match)
-    mc_rows = [_at(pm, em, p[3]) for p in pairs]
-    mc = np.array([v for v, _ in mc_rows]).reshape(len(pairs), -1)
-    mc_err = np.array([e for _, e in mc_rows]).reshape(len(pairs), -1)
+    mc_rows = [_at(pm, em, w) for w in c.weights]  # the rows matched by compare_tables
+    mc = np.array([v for v, _ in mc_rows]).reshape(len(c.weights), -1)
+    mc_err = np.array([e for _, e in mc_rows]).reshape(len(c.weights), -1)
     sr, sr_err, n_sr = ps[c.row], es[c.row], ns[c.row]
-    n_mc = np.array([min(nm[p[3][0]], nm[p[3][1]]) for p in pairs])
+    n_mc = np.array([min(nm[w[0]], nm[w[1]]) for w in c.weights])
     pooled = (mc * n_mc[:, None] + sr * n_sr[:, None]) / (n_mc + n_sr)[:, None]
     floor = np.sqrt(pooled * (1.0 - pooled))
     mc_err = np.maximum(mc_err, floor / np.sqrt(n_mc)[:, None])
@@ -188,12 +190,3 @@ def compare_histograms(c: Comparison, mc_group, sr_group, bins: int = 16,
             "chi2": (np.where(np.isfinite(z), z, 0.0) ** 2).sum(axis=1),
             "dof": live.sum(axis=1), "max_abs_z": np.abs(z).max(axis=1, initial=0.0)}
 
-
-def _grid(group) -> np.ndarray:
-    name = schema.COUPLINGS if schema.COUPLINGS in group else schema.TEMPERATURES
-    return np.asarray(group[name][()], dtype=np.float64)
-
-
-def _nominal(group) -> np.ndarray:
-    return (np.asarray(group[schema.NOMINAL][()], dtype=np.float64)
-            if schema.NOMINAL in group else _grid(group))

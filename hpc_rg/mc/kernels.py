@@ -72,6 +72,7 @@ def choose_spin_kernel(requested: str, model, algorithm: str, device="cpu") -> K
     from hpc_rg.mc import compiled
 
     dev = torch.device(device)
+    msc_note = ""  # why auto passed over the multi-spin-coded kernel, where that needs saying
     if requested in ("auto", "msc"):
         reason = msc_unsupported(model, algorithm)
         if reason is None:
@@ -91,8 +92,6 @@ def choose_spin_kernel(requested: str, model, algorithm: str, device="cpu") -> K
             msc_note = f"; the faster multi-spin-coded kernel is unavailable: {failed}"
         elif requested == "msc":  # config validation rejects this; kept for direct callers
             raise ValueError(f"sample.kernel=msc: {reason}")
-        else:
-            msc_note = ""
     if requested in ("compiled", "torch"):  # insisted on: compiled warns where it cannot run
         return KernelChoice(requested, None, f"sample.kernel: {requested}")
     kernel, why = compiled.choose_kernel("auto", model.name, algorithm, device)

@@ -100,7 +100,7 @@ def compare_files(upscaled: str, mc_paths, sizes=None, observables=None,
                     ts = group_table(levels[L], None, label="superres", cfg=cfg_sr)
                     c = compare_tables(tm, ts, observables, match)
                     compare_histograms(c, gm, levels[L], pq_bins, cfg_mc, cfg_sr)
-                    c.mc_path = path
+                    c.mc_path = str(path)
                     out.append((c, ts, tm))
                     found = True
                     break
