@@ -11,11 +11,13 @@ the data they count were flushed, so a resumed stage never claims data the file 
 from __future__ import annotations
 
 import logging
+import time
 
 from ..errors import StoppedBySignal
 from ..io import schema
 from ..io.checkpoint import RankCheckpoints
 from ..io.writer import open_output, partial_is_usable
+from ..parallel.resources import gather_usage
 from ..progress import Progress
 
 log = logging.getLogger("hpc_rg")
@@ -69,8 +71,10 @@ def run_rounds(work, final, inputs, comms, stop, resume: bool, stage: str,
         work.create_file(h5)
     progress = Progress(stage, work.rounds, "batches", progress_seconds, active=comms.is_root,
                         start=done)
+    t0, items = time.monotonic(), 0
     for r in range(done, work.rounds):
-        for L, selection, configs, scalars in work.step(r, inputs):
+        for i, (L, selection, configs, scalars) in enumerate(work.step(r, inputs)):
+            items += len(configs) if i == 0 else 0  # configurations per level
             group = schema.size_group(L)
             h5.put(f"{group}/{schema.CONFIGS}", selection, configs)
             for name, values in scalars.items():
@@ -85,6 +89,10 @@ def run_rounds(work, final, inputs, comms, stop, resume: bool, stage: str,
                 raise StoppedBySignal(f"{stage} stage stopped by signal after {r + 1}/"
                                       f"{work.rounds} batch rounds; rerun with --resume")
         progress.update(r + 1)
+    usage = gather_usage(comms.world, time.monotonic() - t0, items)
+    h5.set_attrs("/", usage.attrs(stage))
+    if comms.is_root:
+        log.info(usage.line(stage))
     work.finish(h5)
     h5.close(complete=True)
     ckpts.comm.Barrier()

@@ -70,3 +70,14 @@ def test_the_comparison_flags_a_real_bias(run):
     rc, comps = _compare(run, "--observables", "q_l")
     z = comps[0]["observables"]["q_l"]["z"]
     assert rc == 1 and min(z) < -4, comps
+
+
+def test_upscale_records_its_throughput_and_memory_per_rank(run):
+    """Issue #16 item 4: the stage writes what it cost (2 ranks, every configuration)."""
+    import h5py
+    with h5py.File(run / "upscaled.h5") as f:
+        a = dict(f.attrs)
+        n_T, N = f["L16/configs"].shape[:2]
+    assert a["upscale_ranks"] == 2 and a["upscale_items"] == n_T * N
+    assert a["upscale_wall_seconds"] > 0 and a["upscale_items_per_second_per_rank"] > 0
+    assert a["upscale_peak_rss_bytes"].shape == (2,) and (a["upscale_peak_rss_bytes"] > 2**20).all()
