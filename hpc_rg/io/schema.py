@@ -66,6 +66,10 @@ GROUP_ATTR_TRAIN_L = "train_L"
 GROUP_ATTR_INPUT_COUNT = "input_count"
 GROUP_ATTR_BLOCKING = "blocking"
 GROUP_ATTR_RESCALED = "rescaled"
+# the size L whose blocking flow f_L (L blocked vs L/2 Monte Carlo) labels the level's T_eff
+GROUP_ATTR_FLOW_L = "flow_L"
+# the level is larger than flow_L: its T_eff assumes f does not change with L (unmeasured)
+GROUP_ATTR_FLOW_EXTRAPOLATED = "flow_extrapolated"
 GROUP_ATTR_OVERLAP_CONFIGS = "overlap_configs"
 GROUP_ATTR_NETWORK_TEMPERATURES = "network_temperatures"
 

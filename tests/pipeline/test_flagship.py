@@ -50,4 +50,11 @@ def test_flagship_ci_variant_runs_msc_tempering_with_a_certificate(flagship):
     with h5py.File(out / "upscaled.h5") as f:
         sizes = sorted(int(f[k].attrs["L"]) for k in f if "L" in f[k].attrs)
         assert sizes[-1] == 32
+        for L in sizes:  # T_eff of levels beyond the training size is labelled as extrapolated
+            a = f[f"L{L}"].attrs
+            if bool(a["rescaled"]):
+                assert int(a["flow_L"]) == 8 and bool(a["flow_extrapolated"]) == (L > 8)
+    if "T_eff of levels L = 16, 32 uses the temperature flow measured at L = 8" not in log:
+        with h5py.File(out / "upscaled.h5") as f:
+            assert not any(bool(f[k].attrs.get("rescaled", False)) for k in f), log[-3000:]
     assert (out / "analysis.h5").exists()

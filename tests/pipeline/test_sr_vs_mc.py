@@ -81,3 +81,10 @@ def test_upscale_records_its_throughput_and_memory_per_rank(run):
     assert a["upscale_ranks"] == 2 and a["upscale_items"] == n_T * N
     assert a["upscale_wall_seconds"] > 0 and a["upscale_items_per_second_per_rank"] > 0
     assert a["upscale_peak_rss_bytes"].shape == (2,) and (a["upscale_peak_rss_bytes"] > 2**20).all()
+
+
+def test_a_level_at_the_training_size_is_not_flagged_as_extrapolated(run):
+    import h5py
+    with h5py.File(run / "upscaled.h5") as f:
+        a = f["L16"].attrs
+        assert bool(a["rescaled"]) and int(a["flow_L"]) == 16 and not bool(a["flow_extrapolated"])

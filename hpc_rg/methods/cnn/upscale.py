@@ -81,6 +81,8 @@ class CnnUpscaler(Upscaler):
             if self.comms.is_root:
                 h5.put(f"{g}/{grid_name}", (), eff)
                 h5.put(f"{g}/{schema.NOMINAL}", (), np.asarray(self.temps, dtype=np.float64))
+            rescaled = bool(cfg.upscale.rescale_temperature and model.rescales)
+            flow_L = int(model.meta.get("train_L") or 0) if model.flow is not None else 0
             attrs = {schema.GROUP_ATTR_MODEL: cfg.model.name,
                      schema.GROUP_ATTR_DIMS: cfg.model.dims, schema.GROUP_ATTR_L: Lp,
                      schema.GROUP_ATTR_SOURCE: "superres", schema.GROUP_ATTR_LEVEL: level,
@@ -88,8 +90,10 @@ class CnnUpscaler(Upscaler):
                      schema.GROUP_ATTR_TRAIN_L: model.meta.get("train_L"),
                      schema.GROUP_ATTR_INPUT_COUNT: self.N_all,
                      schema.GROUP_ATTR_BLOCKING: model.blocking or "",
-                     schema.GROUP_ATTR_RESCALED: bool(cfg.upscale.rescale_temperature
-                                                      and model.rescales),
+                     schema.GROUP_ATTR_RESCALED: rescaled,
+                     schema.GROUP_ATTR_FLOW_L: flow_L,
+                     schema.GROUP_ATTR_FLOW_EXTRAPOLATED: bool(rescaled and flow_L
+                                                               and Lp > flow_L),
                      schema.GROUP_ATTR_OVERLAP_CONFIGS: self.spec.disordered,
                      schema.GROUP_ATTR_NETWORK_TEMPERATURES: net_T}
             attrs.update(flow_attrs)
@@ -210,3 +214,21 @@ def _print_summary(path, sizes) -> None:
     if outside:
         lines.append(f"T_eff {OUTSIDE_FLOW_NOTE}")
     log.info("[upscale] levels:\n" + "\n".join(lines))
+    _warn_extrapolated_flow(path, sizes)
+
+
+def _warn_extrapolated_flow(path, sizes) -> None:
+    """One warning naming the levels whose T_eff uses a flow measured at a smaller size."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        attrs = [f[schema.size_group(Lp)].attrs for Lp in sizes]
+        beyond = [int(a[schema.GROUP_ATTR_L]) for a in attrs
+                  if bool(a.get(schema.GROUP_ATTR_FLOW_EXTRAPOLATED, False))]
+        flow_L = int(attrs[0].get(schema.GROUP_ATTR_FLOW_L, 0)) if attrs else 0
+    if beyond:
+        log.warning(f"[upscale] T_eff of levels L = {', '.join(map(str, beyond))} uses the "
+                    f"temperature flow measured at L = {flow_L} (L = {flow_L} blocked vs "
+                    f"{flow_L // 2} Monte Carlo) as if it did not change with L; near T_c "
+                    f"that is unmeasured (docs/validation.md, 'Super-resolution against "
+                    f"independent Monte Carlo'). Check such a level against Monte Carlo of "
+                    f"its size where you can: tools/sr_vs_mc")
