@@ -47,11 +47,15 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["BLOCKS", "MIN_SAMPLES", "DRIFT_OBSERVABLES", "t_limit", "drift_test",
-           "SampleDiagnostics", "sample_diagnostics", "Certificate", "certify"]
+           "SampleDiagnostics", "sample_diagnostics", "half_drift", "Certificate", "certify",
+           "ENSEMBLE_WARN_SIGMA"]
 
 BLOCKS = 16  #: time blocks per logarithmic bin (fewer when the bin is shorter)
 MIN_SAMPLES = 8  #: stored configurations per chain the binning test needs (2 blocks per bin)
 DRIFT_OBSERVABLES = ("energy", "link_overlap", "overlap2")
+#: Gaussian-equivalent level of the disorder-averaged half-split warning (a warning, so more
+#: sensitive than the per-sample tests' ``sample.equilibration.sigma``)
+ENSEMBLE_WARN_SIGMA = 3.0
 _LABELS = {"energy": "energy", "link_overlap": "q_l", "overlap2": "q^2"}
 
 
@@ -180,6 +184,9 @@ class SampleDiagnostics:
         The |z| bound of the binning tests.
     identity_residual : float64 (D, T)
         ``e + (d/T)(1 - q_l)`` of the last-bin means (meaningful for Gaussian couplings).
+    half_drift : float64 (D,)
+        :func:`half_drift` of q²: the sample's relative change of q² from the first to the
+        second half of the kept configurations, averaged over its colder temperatures.
     """
 
     d_indices: np.ndarray
@@ -187,6 +194,7 @@ class SampleDiagnostics:
     z: dict
     limit: float
     identity_residual: np.ndarray
+    half_drift: np.ndarray
 
     @staticmethod
     def concatenate(parts: list) -> "SampleDiagnostics":
@@ -198,7 +206,27 @@ class SampleDiagnostics:
             d[order], {k: cat([p.drift[k] for p in parts]) for k in DRIFT_OBSERVABLES},
             {k: cat([p.z[k] for p in parts]) for k in DRIFT_OBSERVABLES},
             max([p.limit for p in parts] or [0.0]),
-            cat([p.identity_residual for p in parts]))
+            cat([p.identity_residual for p in parts]), cat([p.half_drift for p in parts]))
+
+
+def half_drift(q2, temperatures) -> np.ndarray:
+    """Relative drift of q² per sample between the halves of the kept configurations.
+
+    ``q2`` (D, T, S) replica-pair-averaged q² per kept configuration. For every sample,
+    ``(m2 - m1) / ((m1 + m2) / 2)`` with m1, m2 the means of q² over the first and the second
+    half, averaged over the colder half of the temperatures (T <= the median; where slow
+    equilibration shows). One number per sample, so the samples, being independent, give a
+    disorder-averaged test of whether [q²] still grows (:func:`certify`). NaN when S < 4.
+    """
+    x = np.asarray(q2, dtype=np.float64)
+    T = np.asarray(temperatures, dtype=np.float64)
+    S = x.shape[-1]
+    if S < 4:
+        return np.full(x.shape[0], np.nan)
+    m1, m2 = x[..., :S // 2].mean(axis=-1), x[..., S - S // 2:].mean(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(m1 + m2 > 0, (m2 - m1) / ((m1 + m2) / 2), 0.0)
+    return rel[:, T <= np.median(T)].mean(axis=1)
 
 
 def sample_diagnostics(d_indices, energy, overlap, link_overlap, temperatures, dims: int,
@@ -227,7 +255,8 @@ def sample_diagnostics(d_indices, energy, overlap, link_overlap, temperatures, d
     S = e.shape[-1]
     T = np.asarray(temperatures, dtype=np.float64)
     resid = e[..., S // 2:].mean(axis=-1) + dims / T * (1.0 - ql[..., S // 2:].mean(axis=-1))
-    return SampleDiagnostics(np.asarray(d_indices, dtype=np.int64), drift, z, limit, resid)
+    return SampleDiagnostics(np.asarray(d_indices, dtype=np.int64), drift, z, limit, resid,
+                             half_drift(series["overlap2"], T))
 
 
 # ----------------------------------------------------------------------------- certificate
@@ -248,6 +277,12 @@ class Certificate:
     passed : bool (D, T)
         Every binning test of sample d passed at temperature t (and the identity there).
     equilibrated : bool (D,)
+    ensemble_drift, ensemble_drift_z, ensemble_drift_limit : float
+        Disorder average of :func:`half_drift` (relative growth of q² from the first to the
+        second half, colder temperatures), its z over the samples and the warning limit
+        (:data:`ENSEMBLE_WARN_SIGMA`-equivalent). A warning, not part of ``passed``: it
+        catches an ensemble whose [q²] still grows while each sample's own test is too noisy
+        to see it (NaN: fewer than 2 samples).
     """
 
     diagnostics: SampleDiagnostics
@@ -258,6 +293,14 @@ class Certificate:
     identity_limit: float
     passed: np.ndarray
     equilibrated: np.ndarray
+    ensemble_drift: float = float("nan")
+    ensemble_drift_z: float = float("nan")
+    ensemble_drift_limit: float = float("inf")
+
+    @property
+    def ensemble_drifting(self) -> bool:
+        """[q²] still grows (or shrinks) beyond the warning limit."""
+        return bool(abs(self.ensemble_drift_z) > self.ensemble_drift_limit)
 
     def reason(self, i: int) -> str:
         """Why sample number ``i`` (row of the arrays) is not equilibrated ("" if it is)."""
@@ -325,5 +368,13 @@ def certify(diagnostics: SampleDiagnostics, temperatures, round_trips, gaussian:
         passed &= (np.abs(iz) <= ilim)[None, :]
     rt = np.asarray(round_trips, dtype=np.int64)
     rt_ok = rt >= min_round_trips if min_round_trips > 0 else np.ones(D, dtype=bool)
+    hd = np.asarray(dg.half_drift, dtype=np.float64)
+    hd = hd[np.isfinite(hd)]
+    ed, ez, elim = float("nan"), float("nan"), math.inf
+    if len(hd) >= 2:
+        ed = float(hd.mean())
+        err = float(hd.std(ddof=1)) / math.sqrt(len(hd))
+        ez = ed / err if err > 0 else (0.0 if ed == 0 else math.copysign(math.inf, ed))
+        elim = t_limit(ENSEMBLE_WARN_SIGMA, len(hd) - 1)
     return Certificate(dg, T, rt, int(min_round_trips), iz, ilim, passed,
-                       passed.all(axis=1) & rt_ok)
+                       passed.all(axis=1) & rt_ok, ed, ez, elim)

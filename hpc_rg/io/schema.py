@@ -106,6 +106,11 @@ GROUP_ATTR_EQUILIBRATED_COUNT = "equilibrated_count"  # samples equilibrated
 GROUP_ATTR_DRIFT_LIMIT = "drift_limit"  # |drift_z| above this fails
 GROUP_ATTR_IDENTITY_Z = "identity_z"  # (T,) Gaussian couplings: disorder-averaged test
 GROUP_ATTR_IDENTITY_LIMIT = "identity_limit"  # |identity_z| above this fails (inf: untested)
+# disorder-averaged relative growth of q² from the first to the second half of the kept
+# configurations (colder temperatures), its z over samples and the warning limit
+GROUP_ATTR_ENSEMBLE_DRIFT = "ensemble_drift_q2"
+GROUP_ATTR_ENSEMBLE_DRIFT_Z = "ensemble_drift_q2_z"
+GROUP_ATTR_ENSEMBLE_DRIFT_LIMIT = "ensemble_drift_q2_limit"
 GROUP_ATTR_EQUILIBRATION_SIGMA = "equilibration_sigma"
 GROUP_ATTR_MIN_ROUND_TRIPS = "min_round_trips"
 # which disorder samples a downstream output used (hpc_rg.io.equilibrated): attributes of

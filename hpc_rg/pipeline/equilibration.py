@@ -88,7 +88,10 @@ def _attrs(cert: Certificate, cfg, L: int) -> dict:
             schema.GROUP_ATTR_IDENTITY_Z: np.asarray(cert.identity_z, dtype=np.float64),
             schema.GROUP_ATTR_IDENTITY_LIMIT: float(cert.identity_limit),
             schema.GROUP_ATTR_EQUILIBRATION_SIGMA: float(eq.sigma),
-            schema.GROUP_ATTR_MIN_ROUND_TRIPS: int(eq.min_round_trips)}
+            schema.GROUP_ATTR_MIN_ROUND_TRIPS: int(eq.min_round_trips),
+            schema.GROUP_ATTR_ENSEMBLE_DRIFT: float(cert.ensemble_drift),
+            schema.GROUP_ATTR_ENSEMBLE_DRIFT_Z: float(cert.ensemble_drift_z),
+            schema.GROUP_ATTR_ENSEMBLE_DRIFT_LIMIT: float(cert.ensemble_drift_limit)}
 
 
 def _log(cert: Certificate, L: int) -> None:
@@ -98,3 +101,11 @@ def _log(cert: Certificate, L: int) -> None:
         log.warning(f"[sample] L={L}: {bad} of {len(cert.equilibrated)} disorder samples are "
                     f"NOT certified as equilibrated; results that average over them may be "
                     f"biased. To fix: {ADVICE}")
+    if cert.ensemble_drifting:
+        log.warning(f"[sample] L={L}: the disorder average [q^2] still changes between the "
+                    f"two halves of the kept configurations: {100 * cert.ensemble_drift:+.1f} % "
+                    f"(z = {cert.ensemble_drift_z:+.1f} over the samples, warning limit "
+                    f"{cert.ensemble_drift_limit:.2f}; averaged over the colder half of the "
+                    f"temperatures) although the per-sample tests pass or are too noisy to "
+                    f"tell: this ensemble is probably not in equilibrium there, chi_SG and g "
+                    f"are biased low. To fix: {ADVICE}")
