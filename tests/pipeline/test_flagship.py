@@ -47,6 +47,13 @@ def test_flagship_ci_variant_runs_msc_tempering_with_a_certificate(flagship):
         acc = np.asarray(g.attrs["tempering_acceptance"])
         assert acc.shape == (7,) and (acc >= 0.2).all(), acc
         assert int(g.attrs["equilibrated_count"]) >= 1
+        drifting = []
+        for size in f.values():  # the disorder-averaged half-split test ran on every size
+            z = float(size.attrs["ensemble_drift_q2_z"])
+            lim = float(size.attrs["ensemble_drift_q2_limit"])
+            assert np.isfinite(z) and np.isfinite(lim)
+            drifting.append(abs(z) > lim)
+        assert ("still changes between the two halves" in log) == any(drifting)
     with h5py.File(out / "upscaled.h5") as f:
         sizes = sorted(int(f[k].attrs["L"]) for k in f if "L" in f[k].attrs)
         assert sizes[-1] == 32
