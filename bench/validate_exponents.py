@@ -20,6 +20,12 @@ ensemble (upscaled here with ``hpc_rg.superres.load(...).upscale``): the first s
 sees inputs of the size the network was trained on, and the fixed point of the learned
 map is that of the 32 -> 16 blocking rather than 16 -> 8.
 
+``--fixed-point K`` (issue #18, item 2): samples (16 * 2**K)² Monte Carlo at T_c, trains the
+8 -> 16 network with ``train.target_blockings: K`` (targets the configurations blocked K
+times, inputs blocked once more), and lets the pipeline's upscale stage start the chain
+from the same Monte Carlo blocked K times (``upscale.input_blockings: auto``), so the fits
+run over L = 16 (blocked Monte Carlo) ... target, every level a fixed-point ensemble.
+
 Runs ``mpirun -n NP python -m hpc_rg`` per repeat in ``runs/exponents/seed<k>``; prints the
 table and writes ``bench/results/exponents-<stamp>.json``.
 """
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -61,6 +68,31 @@ sample: {{L: 32, temperatures: [{tc}], algorithm: swendsen_wang, chains: 4, ther
 train: {{epochs: {epochs}, batch_size: 64, patience: 6, energy_weight: {gamma},
         network: {{depth: {depth}, width: {width}, kernel: 3, two_pass: {two_pass}}}}}
 """
+
+DECK_FIXED_POINT = """
+run: {{name: exponents, output: {out}, seed: {seed}, progress_seconds: 60}}
+model: {{name: ising, dims: 2}}
+sample: {{L: {mc_L}, temperatures: [{tc}], algorithm: swendsen_wang, chains: 4, thermalize: 500,
+         samples: {per_chain}, thin: 2, chunk: 500}}
+train: {{epochs: {epochs}, batch_size: 64, patience: 6, energy_weight: {gamma},
+        target_blockings: {fixed_point},
+        network: {{depth: {depth}, width: {width}, kernel: 3, two_pass: {two_pass}}}}}
+upscale: {{target_L: {target}, batch: 16, rescale_temperature: false, consistent: {consistent},
+          samples: {upscale_samples}}}
+"""
+
+
+def blocked_mc(out: Path, L: int, k: int):
+    """The /L<L> Monte Carlo of samples.h5 at T_c blocked k times (first-site majority):
+    the chain's level-0 ensemble in the fixed-point mode."""
+    import numpy as np
+    import torch
+    from hpc_rg.rg.blocking import block
+    with h5py.File(out / "samples.h5") as f:
+        x = torch.from_numpy(f[f"L{L}/configs"][0])
+    for _ in range(k):
+        x = block(x, "majority", 2)
+    return np.ascontiguousarray(x.numpy())
 
 
 def chain_from_16(out: Path, target: int, seed: int, batch: int = 64) -> dict:
@@ -102,8 +134,13 @@ def run_repeat(seed: int, args, root: Path) -> dict:
     out = root / f"seed{seed}"
     deck = root / f"seed{seed}.yaml"
     template = DECK_TRAIN_L32 if args.train_L == 32 else DECK
+    if args.fixed_point:
+        template = DECK_FIXED_POINT
     done = out / ("model.pt" if args.train_L == 32 else "upscaled.h5")
+    mc_L = 16 * 2 ** args.fixed_point
     deck.write_text(template.format(out=out, seed=seed, tc=TC, per_chain=args.samples // 4,
+                                mc_L=mc_L, fixed_point=args.fixed_point,
+                                upscale_samples=args.upscale_samples,
                                 epochs=args.epochs, gamma=args.gamma, target=args.target,
                                 depth=args.depth, width=args.width,
                                 two_pass=str(args.two_pass).lower(),
@@ -123,7 +160,8 @@ def run_repeat(seed: int, args, root: Path) -> dict:
                 "levels": [lv.as_dict() for lv in levels]}
     configs = {}
     files = [h5py.File(out / "samples.h5"), h5py.File(out / "upscaled.h5")]
-    configs[16] = TempSlice(files[0]["L16/configs"], 0)
+    configs[16] = (blocked_mc(out, mc_L, args.fixed_point) if args.fixed_point
+                   else TempSlice(files[0]["L16/configs"], 0))
     L = 32
     while L <= args.target:
         configs[L] = TempSlice(files[1][f"L{L}/configs"], 0)
@@ -152,6 +190,13 @@ def main(argv=None) -> int:
                    help="train.network.two_pass: sublattice A, then B given A")
     p.add_argument("--train-L", dest="train_L", type=int, default=16, choices=(16, 32),
                    help="train on L x L Monte Carlo (16: the paper's 8 -> 16 network)")
+    p.add_argument("--fixed-point", dest="fixed_point", type=int, default=0, metavar="K",
+                   help="train.target_blockings: Monte Carlo at (16 * 2**K)², targets and "
+                        "chain inputs blocked K times (0: the paper's mode)")
+    p.add_argument("--upscale-samples", dest="upscale_samples", type=int, default=0,
+                   help="upscale.samples: configurations taken up the chain (0: all)")
+    p.add_argument("--seed0", type=int, default=1000,
+                   help="repeat k uses seed seed0 + k (Monte Carlo and training)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--root", default=str(REPO / "runs" / "exponents"))
     args = p.parse_args(argv)
@@ -160,13 +205,16 @@ def main(argv=None) -> int:
     root = Path(args.root)
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    results = [run_repeat(1000 + k, args, root) for k in range(args.repeats)]
+    results = [run_repeat(args.seed0 + k, args, root) for k in range(args.repeats)]
     names = ("gamma_nu", "beta_nu", "eta_quarter", "eta_half")
     exact = {"gamma_nu": ISING2D_EXPONENTS["gamma_nu"], "beta_nu": ISING2D_EXPONENTS["beta_nu"],
              "eta_quarter": ISING2D_EXPONENTS["eta"], "eta_half": ISING2D_EXPONENTS["eta"]}
     print(f"# 2D Ising exponents from SR 16 -> {args.target}, {args.repeats} repeats, "
           f"{args.samples} configs each, network depth {args.depth} width {args.width}, "
-          f"gamma {args.gamma}, two_pass {args.two_pass}, consistent {args.consistent}, trained on {args.train_L}² ({time.time() - t0:.0f} s)")
+          f"gamma {args.gamma}, two_pass {args.two_pass}, consistent {args.consistent}, "
+          + (f"fixed-point mode: {16 * 2 ** args.fixed_point}² Monte Carlo blocked "
+             f"{args.fixed_point} time(s)" if args.fixed_point else
+             f"trained on {args.train_L}²") + f" ({time.time() - t0:.0f} s)")
     print(f"{'exponent':12s} {'SR mean':>10s} {'stderr':>8s} {'exact':>8s} {'dev %':>7s}  per repeat")
     summary = {}
     for n in names:
@@ -175,6 +223,17 @@ def main(argv=None) -> int:
         summary[n] = {"mean": float(mean), "stderr": float(err), "exact": exact[n], "dev_pct": dev}
         per = " ".join(f"{r[n]:.4f}" for r in results)
         print(f"{n:12s} {mean:10.4f} {err:8.4f} {exact[n]:8.4f} {dev:7.2f}  {per}")
+    # per-step magnetization ratio log2(<|m|>_L / <|m|>_2L), mean over repeats: the chain
+    # multiplies <|m|> by 2^-R each level, so every step should show R = beta/nu
+    steps = {}
+    for r in results:
+        lv = sorted(r["levels"], key=lambda d: d["L"])
+        for a, b in zip(lv, lv[1:]):
+            steps.setdefault(f"{a['L']}->{b['L']}", []).append(
+                math.log2(a["abs_m"] / b["abs_m"]))
+    print("per-step R = log2(<|m|>_L/<|m|>_2L): " + "  ".join(
+        f"{k} {sum(v) / len(v):.4f}" for k, v in steps.items()))
+    summary["step_ratio"] = {k: [float(x) for x in v] for k, v in steps.items()}
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = REPO / "bench" / "results" / f"exponents-{stamp}.json"
     out.write_text(json.dumps({"args": vars(args), "summary": summary, "repeats": results},

@@ -349,6 +349,8 @@ def group_table(group, comm=None, rs=None, n_bins: int | None = None, label: str
     for t in range(nT):
         gval[t], gerr[t] = jackknife_sums(lambda g: g, [gsum[t]], counts[t])
     extra = {k: group.attrs[k] for k in (schema.GROUP_ATTR_LEVEL, schema.GROUP_ATTR_INPUT_L,
+                                         schema.GROUP_ATTR_INPUT_BLOCKINGS,
+                                         schema.GROUP_ATTR_TARGET_BLOCKINGS,
                                          schema.GROUP_ATTR_TRAIN_L, schema.GROUP_ATTR_BLOCKING,
                                          schema.GROUP_ATTR_RESCALED,
                                          "algorithm", "sampler", "exact", "certified",

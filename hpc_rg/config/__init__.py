@@ -9,6 +9,7 @@ becomes one line of a single :class:`~hpc_rg.errors.ConfigError`.
 
 from .load import config_from_dict, load_config
 from .resolve import (resolve_auto, resolved_blocking, run_sizes, upscale_input_L,
+                      upscale_input_blockings, upscale_start_L,
                       upscale_levels, work_units)
 from .sections import (ALGORITHMS, BLOCKINGS_FOR, CLUSTER_ALGORITHMS, MODEL_KEYS, MODELS,
                        SECTIONS, STAGES, AnalyzeConfig, Config, FlowConfig, HmcConfig,
@@ -23,5 +24,5 @@ __all__ = [
     "LangevinConfig", "LatentHMCConfig", "ModelConfig", "NetworkConfig", "RangeSpec",
     "RunConfig", "SampleConfig", "TemperingConfig", "TrainConfig", "UpscaleConfig",
     "config_from_dict", "load_config", "resolve_auto", "resolved_blocking", "run_sizes",
-    "upscale_input_L", "upscale_levels", "validate", "work_units",
+    "upscale_input_L", "upscale_input_blockings", "upscale_start_L", "upscale_levels", "validate", "work_units",
 ]

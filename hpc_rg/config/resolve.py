@@ -63,9 +63,21 @@ def upscale_input_L(cfg: Config) -> int:
     return cfg.upscale.input_L or cfg.sample.L
 
 
+def upscale_input_blockings(cfg: Config) -> int:
+    """How many times the chain's Monte Carlo inputs are blocked before the first level
+    (``upscale.input_blockings``; auto: ``train.target_blockings``)."""
+    b = cfg.upscale.input_blockings
+    return cfg.train.target_blockings if b == "auto" else int(b)
+
+
+def upscale_start_L(cfg: Config) -> int:
+    """Size of the chain's first input: :func:`upscale_input_L` / 2**input_blockings."""
+    return upscale_input_L(cfg) >> max(upscale_input_blockings(cfg), 0)  # < 0: a config error
+
+
 def upscale_levels(cfg: Config) -> list[int]:
-    """Output sizes 2 L0, 4 L0, ..., target_L (default 4 L0), L0 = :func:`upscale_input_L`."""
-    L = upscale_input_L(cfg)
+    """Output sizes 2 L0, 4 L0, ..., target_L (default 4 L0), L0 = :func:`upscale_start_L`."""
+    L = upscale_start_L(cfg)
     target = cfg.upscale.target_L or 4 * L
     out = []
     while 0 < L < target:

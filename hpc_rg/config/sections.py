@@ -217,6 +217,9 @@ class TrainConfig:
                       "overlap"] = "auto"
     network: NetworkConfig = field(default_factory=NetworkConfig)
     energy_weight: float = 0.0  #: gamma of the energy term gamma |E(sigma) - E(p)|^2
+    #: fixed-point mode (issue #18): targets are the sample.L configurations blocked this
+    #: many times (size sample.L / 2**k), inputs blocked once more; 0: the paper's mode
+    target_blockings: int = 0
     epochs: int = 100  #: at most this many passes over the training split
     batch_size: int = 64  #: configurations per rank per optimizer step
     learning_rate: float = 1e-3
@@ -248,7 +251,10 @@ class UpscaleConfig:
     #: Monte Carlo size the chain starts from: sample.L or one of sample.reference_sizes
     #: (0: sample.L); e.g. the L/2 reference, to compare a level with sample.L Monte Carlo
     input_L: int = 0
-    target_L: int = 0  #: final size; input_L * 2**k (0: 4 * input_L)
+    #: block the input_L Monte Carlo configurations this many times before the first level,
+    #: so the chain starts at input_L / 2**b (auto: train.target_blockings)
+    input_blockings: IntOrAuto = "auto"
+    target_L: int = 0  #: final size; start * 2**k (0: 4 * start, start = input_L / 2**b)
     batch: int = 16  #: configurations per forward pass per rank (bounds the memory)
     samples: int = 0  #: configurations per temperature to upscale (0: all)
     rescale_temperature: bool = True  #: attach the RG-flow temperature to each level

@@ -37,6 +37,17 @@ def validate_train(cfg: Config, problems: list[str]) -> None:
     if cfg.sample.L < 4:
         problems.append(f"{w}: sample.L={cfg.sample.L}: training pairs need L >= 4 "
                         f"(input L/2 >= 2)")
+    k = t.target_blockings
+    if k < 0:
+        problems.append(f"{w}: train.target_blockings={k}: must be >= 0 (0: the paper's "
+                        f"nearest-neighbour pairs)")
+    elif k > 0 and t.method != "cnn":
+        problems.append(f"{w}: train.target_blockings={k}: the fixed-point mode is for "
+                        f"train.method: cnn (got {t.method}); set train.target_blockings: 0")
+    elif k > 0 and (cfg.sample.L % 2 ** (k + 1) or cfg.sample.L >> (k + 1) < 2):
+        problems.append(f"{w}: train.target_blockings={k}: sample.L={cfg.sample.L} must be "
+                        f"divisible by 2**{k + 1} = {2 ** (k + 1)} with input size "
+                        f"sample.L / 2**{k + 1} >= 2")
     if t.method != "cnn":
         _validate_flow(cfg, problems)
 
@@ -114,6 +125,23 @@ def validate_upscale(cfg: Config, problems: list[str]) -> None:
                         f"upscales from sample.L={cfg.sample.L} only; remove upscale.input_L "
                         f"or use train.method: cnn")
     what = "sample.L" if L == cfg.sample.L else "upscale.input_L"
+    b = u.input_blockings
+    if b == "auto":
+        b = max(cfg.train.target_blockings, 0)
+    elif b < 0:
+        problems.append(f"{w}: upscale.input_blockings={b}: must be auto or >= 0")
+        b = 0
+    elif b > 0 and cfg.train.method != "cnn":
+        problems.append(f"{w}: upscale.input_blockings={b}: blocked chain inputs are for "
+                        f"train.method: cnn (got {cfg.train.method}); set it to 0")
+        b = 0
+    if b > 0:
+        if L % 2 ** b or L >> b < 2:
+            problems.append(f"{w}: upscale.input_blockings={b}: {what}={L} must be divisible "
+                            f"by 2**{b} = {2 ** b} with a start size >= 2")
+            b = 0
+        else:
+            what, L = f"{what}/2**{b}", L >> b
     target = u.target_L or 4 * L
     k = target // L if L > 0 else 0
     if target <= L or target % L or k & (k - 1):

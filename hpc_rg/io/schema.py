@@ -61,7 +61,11 @@ GROUP_ATTR_SWEEPS = "sweeps"
 GROUP_ATTR_KERNEL = "kernel"  # the spin kernel that ran, and why (hpc_rg.mc.kernels)
 # super-resolved level groups
 GROUP_ATTR_LEVEL = "level"  # 1 = first upscaled size; made last at creation
-GROUP_ATTR_INPUT_L = "input_L"
+GROUP_ATTR_INPUT_L = "input_L"  # the Monte Carlo size the chain's inputs were read at
+# times the input_L configurations were blocked before level 1 (0: the chain starts at input_L)
+GROUP_ATTR_INPUT_BLOCKINGS = "input_blockings"
+# the network's train.target_blockings (0: nearest-neighbour pairs; k: fixed-point mode)
+GROUP_ATTR_TARGET_BLOCKINGS = "target_blockings"
 GROUP_ATTR_TRAIN_L = "train_L"
 GROUP_ATTR_INPUT_COUNT = "input_count"
 GROUP_ATTR_BLOCKING = "blocking"

@@ -243,3 +243,28 @@ def test_consistent_upscale_needs_one_pass_spins(write_yaml):
     assert "upscale.consistent=true: needs the one-pass spin output" in p
     cfg = load_config(write_yaml(GOOD + "upscale: {consistent: true}\n"))
     assert cfg.upscale.consistent is True
+
+
+def test_fixed_point_mode_keys(write_yaml):
+    """train.target_blockings / upscale.input_blockings (issue #18): the chain starts at the
+    blocked size, auto follows the training, and impossible values are named."""
+    from hpc_rg.config import upscale_input_blockings, upscale_levels, upscale_start_L
+    deck = GOOD.replace("L: 8,", "L: 32,")
+    cfg = load_config(write_yaml(deck + "train: {target_blockings: 2}\nupscale: {target_L: 64}\n"))
+    assert upscale_input_blockings(cfg) == 2 and upscale_start_L(cfg) == 8
+    assert upscale_levels(cfg) == [16, 32, 64]
+    cfg = load_config(write_yaml(deck + "train: {target_blockings: 2}\n"
+                                        "upscale: {input_blockings: 0}\n"))
+    assert upscale_start_L(cfg) == 32 and upscale_levels(cfg) == [64, 128]
+    ps = problems(write_yaml, deck + "train: {target_blockings: 4}\n"
+                                     "upscale: {input_blockings: -1, target_L: 48}\n")
+    text = "\n".join(ps)
+    assert "train.target_blockings=4: sample.L=32 must be divisible by 2**5 = 32 with input " \
+           "size sample.L / 2**5 >= 2" in text
+    assert "upscale.input_blockings=-1: must be auto or >= 0" in text
+    (p,) = problems(write_yaml, deck + "upscale: {input_blockings: 1, target_L: 48}\n")
+    assert "upscale.target_L=48: must be sample.L/2**1=16 times a power of 2" in p
+    ps = problems(write_yaml, deck.replace("name: ising, dims: 2", "name: ising, dims: 2, h: 0")
+                  + "train: {method: flow_rg, target_blockings: 1}\n")
+    assert any("train.target_blockings=1: the fixed-point mode is for train.method: cnn" in p
+               for p in ps)

@@ -59,7 +59,21 @@ def train_cnn(cfg, comms, stop, resume: bool, device) -> None:
         train_np = read_runs(g, take_share(train_runs, rank, size), disorder=used.ids)
         val_np = read_runs(g, take_share(val_runs, rank, size), disorder=used.ids)
         temps = grid(g)
-        flow = measure_flow(cfg, f, L, field, blocking, comms, device, disorder=used.ids)
+        k = t.target_blockings
+        if k:
+            flow = None
+            if comms.is_root:
+                log.info(f"[train] fixed-point mode (train.target_blockings={k}): targets are "
+                         f"the L={L} configurations blocked {k} time(s) ({blocking}), "
+                         f"L={L >> k}, inputs L={L >> (k + 1)}; no temperature flow (a "
+                         f"blocked ensemble has no nearest-neighbour temperature), levels "
+                         f"keep their nominal temperature")
+            train_np = block_times(train_np, k, blocking, cfg.model.dims, cfg.run.seed,
+                                   "train-target-blocking", rank)
+            val_np = block_times(val_np, k, blocking, cfg.model.dims, cfg.run.seed,
+                                 "validation-target-blocking", rank)
+        else:
+            flow = measure_flow(cfg, f, L, field, blocking, comms, device, disorder=used.ids)
     # φ⁴: bound of the field the network may predict (1.5 × the largest |φ| trained on), so
     # that an iterated chain cannot run away outside the training range
     field_bound = 1.5 * comms.world.allreduce(float(np.abs(train_np).max()) if train_np.size
@@ -72,7 +86,7 @@ def train_cnn(cfg, comms, stop, resume: bool, device) -> None:
                        field=field, conditioned=n.conditioned, two_pass=n.two_pass,
                        temperatures=tuple(float(x) for x in temps))
     torch.manual_seed(derive_seed(cfg.run.seed, "network-init") >> 1)
-    log.info(f"[train] {N} samples x {len(temps)} temperatures at L={L} "
+    log.info(f"[train] {N} samples x {len(temps)} temperatures at L={L >> t.target_blockings} "
              f"({sum(b - a for a, b in train_runs)} train / {sum(b - a for a, b in val_runs)} "
              f"validation each), blocking {blocking}, "
              f"{len(spec.temperatures) if not spec.conditioned else 1} network(s), "
@@ -96,7 +110,8 @@ def train_cnn(cfg, comms, stop, resume: bool, device) -> None:
     bank = NetworkBank(spec)
     bank.load_state_dict(state.best_state)
     meta = {"model": cfg.model.name, "dims": cfg.model.dims, "blocking": blocking,
-            "train_L": L, "field": field, "best_validation_loss": float(state.best_loss),
+            "train_L": L >> t.target_blockings, "mc_L": L,
+            "target_blockings": int(t.target_blockings), "field": field, "best_validation_loss": float(state.best_loss),
             "best_epoch": int(state.best_epoch), "epochs_run": int(state.epoch),
             "stopped_early": bool(state.stopped_early),
             "history": [[float(v) for v in h] for h in state.history],
@@ -130,6 +145,23 @@ def _loop(bank, train_x, val_x, cfg, blocking, comms, device, ckpt_dir, stop, en
 
 def _resumed(state) -> None:
     log.info(f"[train] resuming at step {state.steps} (epoch {state.epoch})")
+
+
+def block_times(x: np.ndarray, k: int, blocking: str, dims: int, seed: int, purpose: str,
+                rank: int) -> np.ndarray:
+    """``x`` (n_T, n, *lattice) blocked ``k`` times with ``blocking`` (EA overlaps: majority
+    on the overlap); shape (n_T, n, *lattice / 2**k). Random ties are keyed by (seed,
+    purpose, rank, round)."""
+    import torch
+
+    from ...io.ensemble import coarse_blocking
+    from ...rg.blocking import block
+    from ...rng import torch_generator
+    y = torch.from_numpy(x)
+    for j in range(k):
+        y = block(y, coarse_blocking(blocking), dims,
+                  generator=torch_generator(seed, purpose, rank, j))
+    return y.numpy().astype(x.dtype, copy=False)
 
 
 def _exact_flow(cfg, blocking: str):

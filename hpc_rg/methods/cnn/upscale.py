@@ -38,9 +38,23 @@ class CnnUpscaler(Upscaler):
         from ...superres import load
         self.cfg, self.comms, self.device = cfg, comms, device
         self.model = load(cfg.output_dir / schema.MODEL_FILE, device)
-        from ...config import upscale_input_L
+        from ...config import upscale_input_blockings, upscale_input_L
         self.sizes = levels_of(cfg)
         self.input_L = upscale_input_L(cfg)
+        self.blockings = upscale_input_blockings(cfg)
+        trained = int(self.model.meta.get("target_blockings") or 0)
+        if comms.is_root and self.blockings:
+            log.info(f"[upscale] the chain starts from the L={self.input_L} Monte Carlo "
+                     f"configurations blocked {self.blockings} time(s) (L="
+                     f"{self.input_L >> self.blockings}); its levels are compared with "
+                     f"no same-size Monte Carlo (a blocked ensemble is not the "
+                     f"nearest-neighbour one)")
+        if comms.is_root and trained != self.blockings:
+            log.warning(f"[upscale] the network was trained on targets blocked {trained} "
+                        f"time(s) (train.target_blockings) but the chain's inputs are "
+                        f"blocked {self.blockings} time(s) (upscale.input_blockings): the "
+                        f"first level sees another ensemble than it was trained on; set "
+                        f"upscale.input_blockings: auto unless this comparison is intended")
         with open_samples(cfg) as f:
             g0 = size_group(f, self.input_L, f.filename)
             self.used = usable_disorder_samples(g0, cfg.sample.equilibration.only_passed,
@@ -87,6 +101,9 @@ class CnnUpscaler(Upscaler):
                      schema.GROUP_ATTR_DIMS: cfg.model.dims, schema.GROUP_ATTR_L: Lp,
                      schema.GROUP_ATTR_SOURCE: "superres", schema.GROUP_ATTR_LEVEL: level,
                      schema.GROUP_ATTR_INPUT_L: self.input_L,
+                     schema.GROUP_ATTR_INPUT_BLOCKINGS: self.blockings,
+                     schema.GROUP_ATTR_TARGET_BLOCKINGS:
+                         int(model.meta.get("target_blockings") or 0),
                      schema.GROUP_ATTR_TRAIN_L: model.meta.get("train_L"),
                      schema.GROUP_ATTR_INPUT_COUNT: self.N_all,
                      schema.GROUP_ATTR_BLOCKING: model.blocking or "",
@@ -120,6 +137,12 @@ class CnnUpscaler(Upscaler):
                                        disorder=self.used.ids)).to(self.device)
         ids = torch.arange(a, b) + k * N
         blocking = coarse_blocking(model.blocking)
+        if self.blockings:
+            from ...rg.blocking import block
+            from ...rng import torch_generator
+            for j in range(self.blockings):  # keyed by the batch, not the rank
+                x = block(x, blocking, cfg.model.dims, generator=torch_generator(
+                    cfg.run.seed, "upscale-input-blocking", k, a, j, device=self.device))
         for level, Lp in enumerate(self.sizes, start=1):
             net, t_out, _ = model.network_for(k, level, cfg.upscale.rescale_temperature)
             y = model.step(x, net, level, cfg.run.seed, ids, t_out, cfg.upscale.consistent)
@@ -142,7 +165,7 @@ class CnnUpscaler(Upscaler):
 
     # ------------------------------------------------------------------ end
     def finish(self, h5) -> None:
-        certs = self.comms.bcast_root(_certificates(self.cfg, h5, self.sizes)
+        certs = self.comms.bcast_root(_certificates(self.cfg, h5, self.sizes, self.blockings)
                                       if self.comms.is_root else None)
         for Lp, (attrs, _) in zip(self.sizes, certs):
             h5.set_attrs(schema.size_group(Lp), attrs)
@@ -154,10 +177,12 @@ class CnnUpscaler(Upscaler):
         report([(Lp, c, None) for Lp, c in zip(self.sizes, self.certificates)], "T")
 
 
-def _certificates(cfg, h5, sizes) -> list:
+def _certificates(cfg, h5, sizes, blockings: int = 0) -> list:
     """(attrs, Certificate) per CNN level (rank 0): approximate (``exact = false``) and,
     where ``samples.h5`` has Monte Carlo of the level's size, its bias and z-scores there
-    (the Monte Carlo curve interpolated to the level's effective temperatures)."""
+    (the Monte Carlo curve interpolated to the level's effective temperatures) -- unless
+    the chain started from blocked inputs (``blockings`` > 0), whose levels approximate a
+    blocked ensemble, not the nearest-neighbour Monte Carlo of their size."""
     from ...analysis import certificate as cert
     from ..certify import level_attrs
     out = []
@@ -167,6 +192,12 @@ def _certificates(cfg, h5, sizes) -> list:
         grid = h5.read(f"{g}/{grid_name}")
         c = cert.approximate("cnn", len(grid), "CNN super-resolution is approximate: it has no "
                              "exactness correction")
+        if blockings:
+            out.append(({**c.attrs(Lp, grid_name[:-1], grid),
+                         "reference": f"none: the chain starts from Monte Carlo blocked "
+                                      f"{blockings} time(s) (fixed-point ensemble), not "
+                                      f"comparable with nearest-neighbour Monte Carlo"}, c))
+            continue
         # one chain per point: the rows follow the Monte Carlo input order
         out.append((level_attrs(cfg, h5, Lp, c, grid, grid_name[:-1], 1, interpolate=True), c))
     return out
