@@ -64,8 +64,9 @@ def run_analyze(cfg, comms, stop, resume: bool, device) -> None:
         raise InputFileError(f"{cfg.source}: analyze.sizes: no group /L{missing[0]} in "
                              f"{', '.join(files)}")
     exps = None
-    if a.exponents and len({t.L for t in tables}) >= 2:
-        exps = fit_exponents(tables)
+    fit_tables = _fss_tables(cfg, tables, comms.is_root)
+    if a.exponents and len({t.L for t in fit_tables}) >= 2:
+        exps = fit_exponents(fit_tables)
     final = out / schema.ANALYSIS_FILE
     root = provenance(cfg, comms.size, "analyze", commit=None if comms.is_root else "")
     if comms.is_root:
@@ -97,3 +98,20 @@ def _write_plots(files, plot_dir) -> None:
         inp.close()
     names = ", ".join(p.name if hasattr(p, "name") else str(p).rsplit("/", 1)[-1] for p in paths)
     log.info(f"[analyze] {len(paths)} plot(s) in {plot_dir}/: {names}")
+
+
+def _fss_tables(cfg, tables: list, announce: bool) -> list:
+    """The tables the finite-size-scaling fits run over: every size, except that a chain
+    started from blocked Monte Carlo (``upscale.input_blockings`` > 0, the fixed-point
+    mode) is fitted over its own levels only -- the nearest-neighbour Monte Carlo sizes
+    are another ensemble (their amplitudes differ by the blocking's ratio)."""
+    from ..config import upscale_input_blockings
+    if "upscale" not in cfg.present or not upscale_input_blockings(cfg):
+        return tables
+    levels = [t for t in tables if t.source == "superres"]
+    if levels and len(levels) < len(tables) and announce:
+        log.info(f"[analyze] finite-size scaling over the super-resolved levels only (L = "
+                 f"{', '.join(str(t.L) for t in levels)}): the chain started from Monte "
+                 f"Carlo blocked {upscale_input_blockings(cfg)} time(s), a fixed-point "
+                 f"ensemble that the nearest-neighbour Monte Carlo sizes are not")
+    return levels or tables

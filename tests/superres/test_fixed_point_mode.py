@@ -31,6 +31,7 @@ sample: {{L: 32, temperatures: [{tc}], algorithm: swendsen_wang, chains: 4, ther
 train: {{epochs: 20, batch_size: 32, patience: 5, target_blockings: {k},
         network: {{depth: 3, width: 12, kernel: 3}}}}
 upscale: {{target_L: {target}, batch: 64, rescale_temperature: false}}
+analyze: {{plots: false}}
 """
 
 
@@ -117,6 +118,8 @@ def test_chain_inputs_follow_the_training_unless_overridden(runs):
     import h5py
     assert "fixed-point mode (train.target_blockings=1)" in runs["log"]
     assert "starts from the L=32 Monte Carlo configurations blocked 1 time(s)" in runs["log"]
+    # the fits do not mix the nearest-neighbour /L32 Monte Carlo into the fixed-point chain
+    assert "finite-size scaling over the super-resolved levels only (L = 32, 64)" in runs["log"]
     assert "blocked 0 time(s) (upscale.input_blockings)" in runs["mixed_log"]
     with h5py.File(runs["mixed"] / "upscaled.h5") as f:
         assert list(f) == ["L64"]
