@@ -37,7 +37,7 @@ from .coupling import AffineCoupling, CouplingStack
 from .noise import GaussianNoise, ZeroSumNoise
 from .upsample import ZeroSumEmbedding, from_blocks, to_blocks, upsample
 
-__all__ = ["SuperResolutionLevel", "CheckerboardLevel", "FlowChain"]
+__all__ = ["SuperResolutionLevel", "CheckerboardLevel", "FlowChain", "coupling_layers"]
 
 
 def _mask_plan(dims: int, n_layers: int, conditional: bool):
@@ -50,6 +50,14 @@ def _mask_plan(dims: int, n_layers: int, conditional: bool):
     else:
         kinds = [("site", 0), ("site", 1), ("block", 0), ("block", 1)]
     return [kinds[i % len(kinds)] for i in range(n_layers)]
+
+
+def coupling_layers(spec: dict, exclude: str | None = None) -> list:
+    """The unconditional coupling layers of a level spec (``layers``, ``width``, ...)."""
+    return [AffineCoupling(spec["dims"], colour, mask=kind, exclude=exclude,
+                           width=spec["width"], depth=spec["depth"], kernel=spec["kernel"],
+                           cond_channels=0, z2=spec["z2"], scale_bound=spec["scale_bound"])
+            for kind, colour in _mask_plan(int(spec["dims"]), spec["layers"], False)]
 
 
 class _Level(nn.Module):

@@ -26,12 +26,15 @@ VERSION = 1
 
 _SPEC_KEYS = ("local_flow", "layers", "width", "depth", "kernel", "sigma", "learn_sigma", "z2",
               "conditional", "scale_bound", "n_freq", "n_time", "ode_steps")
+# keys added later, with the value that reproduces older specs and model files
+_SPEC_DEFAULTS = {"linear_kernel": 0}
 
 
 def flow_spec(cfg, n_params: int, n_levels: int) -> dict:
     """The plain spec of the run's flow bank (``train.method``, ``train.flow`` keys)."""
     f = cfg.train.flow
     spec = {k: getattr(f, k) for k in _SPEC_KEYS}
+    spec.update({k: getattr(f, k, v) for k, v in _SPEC_DEFAULTS.items()})
     spec.update(method=cfg.train.method, dims=int(cfg.model.dims), levels=int(n_levels),
                 n_params=int(n_params))
     return spec
@@ -46,6 +49,17 @@ def build_level(spec: dict) -> nn.Module:
         from .continuous import ContinuousFlow
         flow = ContinuousFlow(spec["dims"], n_freq=spec["n_freq"], n_time=spec["n_time"],
                               kernel=spec["kernel"], steps=spec["ode_steps"])
+    lk = int(spec.get("linear_kernel", 0))
+    if lk > 0:
+        # a linear block convolution (exact FFT log-det) before the local flow
+        from .coupling import CouplingStack
+        from .levels import coupling_layers
+        from .linear import BlockConv
+        if spec["conditional"]:
+            raise ValueError("linear_kernel > 0 needs conditional: false (it moves block means)")
+        rest = flow if flow is not None else CouplingStack(coupling_layers(spec))
+        flow = CouplingStack([BlockConv(spec["dims"], lk)] + list(
+            rest.layers if isinstance(rest, CouplingStack) else [rest]))
     return cls(spec["dims"], n_layers=spec["layers"], width=spec["width"], depth=spec["depth"],
                kernel=spec["kernel"], sigma=spec["sigma"], learn_sigma=spec["learn_sigma"],
                z2=spec["z2"], conditional=spec["conditional"], scale_bound=spec["scale_bound"],
