@@ -20,8 +20,8 @@ ensemble (upscaled here with ``hpc_rg.superres.load(...).upscale``): the first s
 sees inputs of the size the network was trained on, and the fixed point of the learned
 map is that of the 32 -> 16 blocking rather than 16 -> 8.
 
-``--fixed-point K`` (issue #18, item 2): samples (16 * 2**K)² Monte Carlo at T_c, trains the
-8 -> 16 network with ``train.target_blockings: K`` (targets the configurations blocked K
+``--fixed-point K`` (issue #18, item 2): samples (16 * 2**K)² (or ``--mc-L``) Monte Carlo at
+T_c, trains the network with ``train.target_blockings: K`` (targets the configurations blocked K
 times, inputs blocked once more), and lets the pipeline's upscale stage start the chain
 from the same Monte Carlo blocked K times (``upscale.input_blockings: auto``), so the fits
 run over L = 16 (blocked Monte Carlo) ... target, every level a fixed-point ensemble.
@@ -137,7 +137,8 @@ def run_repeat(seed: int, args, root: Path) -> dict:
     if args.fixed_point:
         template = DECK_FIXED_POINT
     done = out / ("model.pt" if args.train_L == 32 else "upscaled.h5")
-    mc_L = 16 * 2 ** args.fixed_point
+    mc_L = args.mc_L or 16 * 2 ** args.fixed_point
+    start = mc_L >> args.fixed_point if args.fixed_point else 16
     deck.write_text(template.format(out=out, seed=seed, tc=TC, per_chain=args.samples // 4,
                                 mc_L=mc_L, fixed_point=args.fixed_point,
                                 upscale_samples=args.upscale_samples,
@@ -160,9 +161,9 @@ def run_repeat(seed: int, args, root: Path) -> dict:
                 "levels": [lv.as_dict() for lv in levels]}
     configs = {}
     files = [h5py.File(out / "samples.h5"), h5py.File(out / "upscaled.h5")]
-    configs[16] = (blocked_mc(out, mc_L, args.fixed_point) if args.fixed_point
-                   else TempSlice(files[0]["L16/configs"], 0))
-    L = 32
+    configs[start] = (blocked_mc(out, mc_L, args.fixed_point) if args.fixed_point
+                      else TempSlice(files[0]["L16/configs"], 0))
+    L = 2 * start
     while L <= args.target:
         configs[L] = TempSlice(files[1][f"L{L}/configs"], 0)
         L *= 2
@@ -193,6 +194,9 @@ def main(argv=None) -> int:
     p.add_argument("--fixed-point", dest="fixed_point", type=int, default=0, metavar="K",
                    help="train.target_blockings: Monte Carlo at (16 * 2**K)², targets and "
                         "chain inputs blocked K times (0: the paper's mode)")
+    p.add_argument("--mc-L", dest="mc_L", type=int, default=0,
+                   help="--fixed-point: the Monte Carlo size (default 16 * 2**K); the chain "
+                        "starts at mc_L / 2**K")
     p.add_argument("--upscale-samples", dest="upscale_samples", type=int, default=0,
                    help="upscale.samples: configurations taken up the chain (0: all)")
     p.add_argument("--seed0", type=int, default=1000,
@@ -209,10 +213,10 @@ def main(argv=None) -> int:
     names = ("gamma_nu", "beta_nu", "eta_quarter", "eta_half")
     exact = {"gamma_nu": ISING2D_EXPONENTS["gamma_nu"], "beta_nu": ISING2D_EXPONENTS["beta_nu"],
              "eta_quarter": ISING2D_EXPONENTS["eta"], "eta_half": ISING2D_EXPONENTS["eta"]}
-    print(f"# 2D Ising exponents from SR 16 -> {args.target}, {args.repeats} repeats, "
+    print(f"# 2D Ising exponents from SR chain to {args.target}, {args.repeats} repeats, "
           f"{args.samples} configs each, network depth {args.depth} width {args.width}, "
           f"gamma {args.gamma}, two_pass {args.two_pass}, consistent {args.consistent}, "
-          + (f"fixed-point mode: {16 * 2 ** args.fixed_point}² Monte Carlo blocked "
+          + (f"fixed-point mode: {args.mc_L or 16 * 2 ** args.fixed_point}² Monte Carlo blocked "
              f"{args.fixed_point} time(s)" if args.fixed_point else
              f"trained on {args.train_L}²") + f" ({time.time() - t0:.0f} s)")
     print(f"{'exponent':12s} {'SR mean':>10s} {'stderr':>8s} {'exact':>8s} {'dev %':>7s}  per repeat")

@@ -118,15 +118,18 @@ def level_attrs(cfg, h5, L: int, certificate, grid, grid_label: str, chains: int
     return attrs
 
 
-def report(certs: list, grid_label: str) -> None:
+def report(certs: list, grid_label: str, compared: bool = True) -> None:
     """Log the certificates: one info line for the approximate levels, one per certified
-    level, and a warning listing every uncertified point of an exact method."""
+    level, and a warning listing every uncertified point of an exact method.
+    ``compared``: the levels were compared with same-size Monte Carlo where it exists."""
     approx = [(L, c) for L, c, _ in certs if not c.exact]
     if approx:
+        where = ("where samples.h5 has Monte Carlo of a level's size its bias is in the file "
+                 "(bias_*, z_*; tools/h5info, tools/compare)" if compared else
+                 "the chain started from blocked Monte Carlo, so no level is compared with "
+                 "same-size nearest-neighbour Monte Carlo (attribute 'reference')")
         log.info(f"[upscale] L={', '.join(str(L) for L, _ in approx)}: {approx[0][1].sampler} "
-                 f"super-resolution is approximate (exact = false, not certified); where "
-                 f"samples.h5 has Monte Carlo of a level's size its bias is in the file "
-                 f"(bias_*, z_*; tools/h5info, tools/compare)")
+                 f"super-resolution is approximate (exact = false, not certified); {where}")
     for L, c, grid in certs:
         if not c.exact:
             continue

@@ -118,6 +118,7 @@ def test_chain_inputs_follow_the_training_unless_overridden(runs):
     import h5py
     assert "fixed-point mode (train.target_blockings=1)" in runs["log"]
     assert "starts from the L=32 Monte Carlo configurations blocked 1 time(s)" in runs["log"]
+    assert "no level is compared with same-size nearest-neighbour Monte Carlo" in runs["log"]
     # the fits do not mix the nearest-neighbour /L32 Monte Carlo into the fixed-point chain
     assert "finite-size scaling over the super-resolved levels only (L = 32, 64)" in runs["log"]
     assert "blocked 0 time(s) (upscale.input_blockings)" in runs["mixed_log"]

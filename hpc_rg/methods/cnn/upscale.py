@@ -174,7 +174,8 @@ class CnnUpscaler(Upscaler):
     def report(self, path) -> None:
         from ..certify import report
         _print_summary(path, self.sizes)
-        report([(Lp, c, None) for Lp, c in zip(self.sizes, self.certificates)], "T")
+        report([(Lp, c, None) for Lp, c in zip(self.sizes, self.certificates)], "T",
+               compared=not self.blockings)
 
 
 def _certificates(cfg, h5, sizes, blockings: int = 0) -> list:
