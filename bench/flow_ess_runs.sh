@@ -31,8 +31,10 @@ $PY bench/flow_ess.py --kappa 0.3 --train-L 8 --cpu-minutes 1.5 --linear-kernel 
 $PY bench/flow_ess.py --kappa 0.3 --train-L 8 --cpu-minutes 3 --linear-kernel 5 \
     --load $R/k0.30-p1.pt --batch 64 --lr 1e-3 --lr-final 3e-5 --eval-L 8 16 32 64 --tag k0.30 \
     --out bench/results/flow-ess-k0.30.json --save $R/k0.30.pt
-# the same level at every level of an MH-corrected chain 4 -> 8 -> 16 -> 32 -> 64
-for k in 0.20 0.26 0.30; do
-    $PY bench/flow_ess_chain.py --kappa $k --model $R/k$k.pt --linear-kernel 5 --levels 4 \
+# the same level at every level of an MH-corrected chain 4 -> 8 -> 16 -> 32 (-> 64 for 0.20)
+$PY bench/flow_ess_chain.py --kappa 0.20 --model $R/k0.20.pt --linear-kernel 5 --levels 4 \
+    --chains 8 --rows 256 --mc-sizes 16 32 --out bench/results/flow-ess-chain-k0.20.json
+for k in 0.26 0.30; do
+    $PY bench/flow_ess_chain.py --kappa $k --model $R/k$k.pt --linear-kernel 5 --levels 3 \
         --chains 8 --rows 256 --mc-sizes 16 32 --out bench/results/flow-ess-chain-k$k.json
 done
