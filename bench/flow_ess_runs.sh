@@ -25,6 +25,9 @@ $PY bench/flow_ess.py --kappa 0.26 --train-L 16 --cpu-minutes 1.5 --linear-kerne
 $PY bench/flow_ess.py --kappa 0.26 --train-L 16 --cpu-minutes 3 --linear-kernel 5 \
     --load $R/k0.26-p1.pt --batch 16 --lr 1e-3 --lr-final 3e-5 --eval-L 8 16 32 64 --tag k0.26 \
     --out bench/results/flow-ess-k0.26.json --save $R/k0.26.pt
+$PY bench/flow_ess.py --kappa 0.26 --train-L 16 --cpu-minutes 6 --linear-kernel 5 --load $R/k0.26.pt \
+    --batch 32 --lr 3e-4 --lr-final 1e-5 --eval-L 16 32 64 --tag k0.26-p3 \
+    --out bench/results/flow-ess-k0.26-phase3.json --save $R/k0.26-p3.pt
 # kappa = 0.30 (broken phase)
 $PY bench/flow_ess.py --kappa 0.3 --train-L 8 --cpu-minutes 1.5 --linear-kernel 5 --batch 32 \
     --lr 3e-3 --eval-L 8 --tag k0.30-p1 --out $R/k0.30-p1.json --save $R/k0.30-p1.pt
@@ -38,3 +41,6 @@ for k in 0.26 0.30; do
     $PY bench/flow_ess_chain.py --kappa $k --model $R/k$k.pt --linear-kernel 5 --levels 3 \
         --chains 8 --rows 256 --mc-sizes 16 32 --out bench/results/flow-ess-chain-k$k.json
 done
+# kappa = 0.20 at 128^2 with 1024 proposals (the table's first 128^2 value used 256)
+$PY bench/flow_ess.py --kappa 0.2 --train-L 8 --cpu-minutes 0 --linear-kernel 5 --load $R/k0.20.pt \
+    --eval-L 64 --n-eval-64 1024 --tag k0.20-128 --out bench/results/flow-ess-k0.20-128.json
