@@ -87,12 +87,10 @@ def blocked_mc(out: Path, L: int, k: int):
     the chain's level-0 ensemble in the fixed-point mode."""
     import numpy as np
     import torch
-    from hpc_rg.rg.blocking import block
+    from hpc_rg.rg.blocking import block_repeatedly
     with h5py.File(out / "samples.h5") as f:
         x = torch.from_numpy(f[f"L{L}/configs"][0])
-    for _ in range(k):
-        x = block(x, "majority", 2)
-    return np.ascontiguousarray(x.numpy())
+    return np.ascontiguousarray(block_repeatedly(x, "majority", 2, k).numpy())
 
 
 def chain_from_16(out: Path, target: int, seed: int, batch: int = 64) -> dict:

@@ -36,7 +36,7 @@ depend on which other samples share its batch.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Tuple, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -50,6 +50,7 @@ __all__ = [
     "overlap",
     "overlap_majority",
     "block",
+    "block_repeatedly",
     "upsample",
     "consistency",
 ]
@@ -288,6 +289,15 @@ def block(x: torch.Tensor, how: str, dims: int,
         s, t = _replicas(x, dims)
         return overlap_majority(s, t, dims, ties="first")
     raise ValueError(f"unknown blocking {how!r}; choose one of {BLOCKINGS}")
+
+
+def block_repeatedly(x: torch.Tensor, how: str, dims: int, times: int,
+                     generator_for: Optional[Callable[[int], Generators]] = None) -> torch.Tensor:
+    """:func:`block` applied ``times`` times (shape (*lead, L_1/2^times, ...));
+    ``generator_for(j)`` gives round j's generator (used by ``"majority_random"`` only)."""
+    for j in range(times):
+        x = block(x, how, dims, generator=generator_for(j) if generator_for else None)
+    return x
 
 
 def upsample(x: torch.Tensor, dims: int) -> torch.Tensor:

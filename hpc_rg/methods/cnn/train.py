@@ -111,7 +111,8 @@ def train_cnn(cfg, comms, stop, resume: bool, device) -> None:
     bank.load_state_dict(state.best_state)
     meta = {"model": cfg.model.name, "dims": cfg.model.dims, "blocking": blocking,
             "train_L": L >> t.target_blockings, "mc_L": L,
-            "target_blockings": int(t.target_blockings), "field": field, "best_validation_loss": float(state.best_loss),
+            "target_blockings": int(t.target_blockings), "field": field,
+            "best_validation_loss": float(state.best_loss),
             "best_epoch": int(state.best_epoch), "epochs_run": int(state.epoch),
             "stopped_early": bool(state.stopped_early),
             "history": [[float(v) for v in h] for h in state.history],
@@ -155,12 +156,10 @@ def block_times(x: np.ndarray, k: int, blocking: str, dims: int, seed: int, purp
     import torch
 
     from ...io.ensemble import coarse_blocking
-    from ...rg.blocking import block
+    from ...rg.blocking import block_repeatedly
     from ...rng import torch_generator
-    y = torch.from_numpy(x)
-    for j in range(k):
-        y = block(y, coarse_blocking(blocking), dims,
-                  generator=torch_generator(seed, purpose, rank, j))
+    y = block_repeatedly(torch.from_numpy(x), coarse_blocking(blocking), dims, k,
+                         lambda j: torch_generator(seed, purpose, rank, j))
     return y.numpy().astype(x.dtype, copy=False)
 
 

@@ -138,11 +138,11 @@ class CnnUpscaler(Upscaler):
         ids = torch.arange(a, b) + k * N
         blocking = coarse_blocking(model.blocking)
         if self.blockings:
-            from ...rg.blocking import block
+            from ...rg.blocking import block_repeatedly
             from ...rng import torch_generator
-            for j in range(self.blockings):  # keyed by the batch, not the rank
-                x = block(x, blocking, cfg.model.dims, generator=torch_generator(
-                    cfg.run.seed, "upscale-input-blocking", k, a, j, device=self.device))
+            x = block_repeatedly(x, blocking, cfg.model.dims, self.blockings,  # keyed by batch
+                                 lambda j: torch_generator(cfg.run.seed, "upscale-input-blocking",
+                                                           k, a, j, device=self.device))
         for level, Lp in enumerate(self.sizes, start=1):
             net, t_out, _ = model.network_for(k, level, cfg.upscale.rescale_temperature)
             y = model.step(x, net, level, cfg.run.seed, ids, t_out, cfg.upscale.consistent)
