@@ -52,12 +52,16 @@ def _mask_plan(dims: int, n_layers: int, conditional: bool):
     return [kinds[i % len(kinds)] for i in range(n_layers)]
 
 
-def coupling_layers(spec: dict, exclude: str | None = None) -> list:
-    """The unconditional coupling layers of a level spec (``layers``, ``width``, ...)."""
-    return [AffineCoupling(spec["dims"], colour, mask=kind, exclude=exclude,
-                           width=spec["width"], depth=spec["depth"], kernel=spec["kernel"],
-                           cond_channels=0, z2=spec["z2"], scale_bound=spec["scale_bound"])
-            for kind, colour in _mask_plan(int(spec["dims"]), spec["layers"], False)]
+def coupling_layers(dims: int, n_layers: int, *, width: int, depth: int, kernel: int,
+                    z2: bool, scale_bound: float, conditional: bool = False,
+                    exclude: str | None = None) -> list:
+    """The affine coupling layers of one level: ``n_layers`` layers on the masks of
+    :func:`_mask_plan`; ``conditional`` adds one conditioning channel (U(coarse)) and
+    ``exclude`` keeps the coarse carrier of every block frozen (conditional levels)."""
+    return [AffineCoupling(dims, colour, mask=kind, exclude=exclude, width=width, depth=depth,
+                           kernel=kernel, cond_channels=1 if conditional else 0, z2=z2,
+                           scale_bound=scale_bound)
+            for kind, colour in _mask_plan(int(dims), int(n_layers), bool(conditional))]
 
 
 class _Level(nn.Module):
@@ -66,22 +70,24 @@ class _Level(nn.Module):
     _exclude: str = ""
 
     def __init__(self, dims, noise, *, n_layers, width, depth, kernel, z2, conditional,
-                 scale_bound, flow=None):
+                 scale_bound, flow=None, linear_kernel=0):
         super().__init__()
         self.dims, self.conditional = int(dims), bool(conditional)
         self.noise = noise
-        if flow is not None:
-            if conditional:
-                raise ValueError("a custom flow replaces the coupling stack only in the "
-                                 "unconditional mode (conditional=False)")
-            self.flow = flow
-            return
-        excl = self._exclude if conditional else None
-        self.flow = CouplingStack(
-            AffineCoupling(dims, colour, mask=kind, exclude=excl, width=width, depth=depth,
-                           kernel=kernel, cond_channels=1 if conditional else 0, z2=z2,
-                           scale_bound=scale_bound)
-            for kind, colour in _mask_plan(self.dims, n_layers, self.conditional))
+        if (flow is not None or linear_kernel > 0) and conditional:
+            raise ValueError("a custom flow or linear_kernel > 0 works only in the "
+                             "unconditional mode (conditional=False): both move block means")
+        if flow is None:
+            flow = CouplingStack(coupling_layers(
+                dims, n_layers, width=width, depth=depth, kernel=kernel, z2=z2,
+                scale_bound=scale_bound, conditional=self.conditional,
+                exclude=self._exclude if self.conditional else None))
+        if linear_kernel > 0:
+            # a linear block convolution (exact FFT log-det) in front of the local flow
+            from .linear import BlockConv
+            flow = CouplingStack([BlockConv(dims, linear_kernel)] + list(
+                flow.layers if isinstance(flow, CouplingStack) else [flow]))
+        self.flow = flow
 
     def _check(self, coarse):
         if coarse.dim() != self.dims + 1:
@@ -115,6 +121,8 @@ class SuperResolutionLevel(_Level):
     flow : optional module with ``forward(x, cond) -> (y, logdet)`` and ``inverse`` to use
         instead of the coupling stack (unconditional mode only), e.g.
         :class:`hpc_rg.flows.continuous.ContinuousFlow` for Bauer's CNF.
+    linear_kernel : 0 (off) or an odd kernel size: a :class:`hpc_rg.flows.linear.BlockConv`
+        in front of the local flow (unconditional mode only).
 
     Notes
     -----
@@ -128,10 +136,11 @@ class SuperResolutionLevel(_Level):
     def __init__(self, dims: int, n_layers: int = 4, width: int = 16, depth: int = 2,
                  kernel: int = 3, sigma: float = 1.0, learn_sigma: bool = True,
                  z2: bool = False, conditional: bool = False, scale_bound: float = 2.0,
-                 flow: nn.Module | None = None):
+                 flow: nn.Module | None = None, linear_kernel: int = 0):
         super().__init__(dims, ZeroSumNoise(dims, sigma, learn_sigma), n_layers=n_layers,
                          width=width, depth=depth, kernel=kernel, z2=z2,
-                         conditional=conditional, scale_bound=scale_bound, flow=flow)
+                         conditional=conditional, scale_bound=scale_bound, flow=flow,
+                         linear_kernel=linear_kernel)
         self.embed = ZeroSumEmbedding(dims)
 
     def transform(self, coarse: torch.Tensor, zeta_free: torch.Tensor):
@@ -167,10 +176,11 @@ class CheckerboardLevel(_Level):
     def __init__(self, dims: int, n_layers: int = 4, width: int = 16, depth: int = 2,
                  kernel: int = 3, sigma: float = 1.0, learn_sigma: bool = True,
                  z2: bool = False, conditional: bool = False, scale_bound: float = 2.0,
-                 flow: nn.Module | None = None):
+                 flow: nn.Module | None = None, linear_kernel: int = 0):
         super().__init__(dims, GaussianNoise(dims, sigma, learn_sigma), n_layers=n_layers,
                          width=width, depth=depth, kernel=kernel, z2=z2,
-                         conditional=conditional, scale_bound=scale_bound, flow=flow)
+                         conditional=conditional, scale_bound=scale_bound, flow=flow,
+                         linear_kernel=linear_kernel)
 
     def transform(self, coarse: torch.Tensor, zeta_free: torch.Tensor):
         self._check(coarse)

@@ -49,21 +49,10 @@ def build_level(spec: dict) -> nn.Module:
         from .continuous import ContinuousFlow
         flow = ContinuousFlow(spec["dims"], n_freq=spec["n_freq"], n_time=spec["n_time"],
                               kernel=spec["kernel"], steps=spec["ode_steps"])
-    lk = int(spec.get("linear_kernel", 0))
-    if lk > 0:
-        # a linear block convolution (exact FFT log-det) before the local flow
-        from .coupling import CouplingStack
-        from .levels import coupling_layers
-        from .linear import BlockConv
-        if spec["conditional"]:
-            raise ValueError("linear_kernel > 0 needs conditional: false (it moves block means)")
-        rest = flow if flow is not None else CouplingStack(coupling_layers(spec))
-        flow = CouplingStack([BlockConv(spec["dims"], lk)] + list(
-            rest.layers if isinstance(rest, CouplingStack) else [rest]))
     return cls(spec["dims"], n_layers=spec["layers"], width=spec["width"], depth=spec["depth"],
                kernel=spec["kernel"], sigma=spec["sigma"], learn_sigma=spec["learn_sigma"],
                z2=spec["z2"], conditional=spec["conditional"], scale_bound=spec["scale_bound"],
-               flow=flow)
+               flow=flow, linear_kernel=int(spec.get("linear_kernel", 0)))
 
 
 class FlowBank(nn.Module):
