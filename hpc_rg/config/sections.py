@@ -180,6 +180,9 @@ class FlowConfig:
     z2: bool = True  #: Z2-equivariant couplings (needs model.h = 0)
     conditional: bool = False  #: feed U(coarse) to the conditioners
     scale_bound: float = 2.0  #: bound of the coupling log-scales
+    #: odd kernel of a linear block convolution (exact FFT log-det) in front of the local
+    #: flow (unconditional levels only); 0: off
+    linear_kernel: int = 0
     n_freq: int = 4  #: continuous flow: basis functions (1 linear + sines)
     n_time: int = 3  #: continuous flow: Fourier time terms
     ode_steps: int = 16  #: continuous flow: RK4 steps
@@ -187,6 +190,8 @@ class FlowConfig:
     steps: int = 200  #: optimizer steps per level
     batch: int = 32  #: coarse configurations per rank and temperature per step
     transfer: bool = True  #: level k+1 starts from level k's weights
+    #: train level 1 only; every later level gets its weights unchanged (no training)
+    reuse_first_level: bool = False
     retrain_steps: int = 0  #: levels >= 2: optimizer steps (0: ``steps``), Bauer's retraining
     retrain_lr_factor: float = 1.0  #: levels >= 2: learning rate x this (Bauer: 0.2)
     ess_patience: int = 0  #: stop a level when its averaged batch ESS/N stalls this long (0: off)

@@ -85,6 +85,23 @@ def _validate_flow(cfg: Config, problems: list[str]) -> None:
         problems.append(f"{k}: reg_weight={f.reg_weight}, reg_steps={f.reg_steps}: must be >= 0")
     if f.local_flow == "continuous" and f.conditional:
         problems.append(f"{k}.local_flow=continuous: works only with conditional: false")
+    if f.linear_kernel < 0 or (f.linear_kernel > 0 and f.linear_kernel % 2 == 0):
+        problems.append(f"{k}.linear_kernel={f.linear_kernel}: must be 0 (off) or an odd "
+                        f"integer >= 1")
+    elif f.linear_kernel > 0 and f.conditional:
+        problems.append(f"{k}.linear_kernel={f.linear_kernel}: works only with conditional: "
+                        f"false (the block convolution moves block means); set linear_kernel: "
+                        f"0 or conditional: false")
+    if f.reuse_first_level:
+        clash = [(key, getattr(f, key), off) for key, off in
+                 (("retrain_steps", "0"), ("retrain_lr_factor", "1.0"), ("uv_matching", "false"))
+                 if str(getattr(f, key)).lower() != off]
+        if clash:
+            problems.append(f"{k}.reuse_first_level=true: levels >= 2 are not trained (they "
+                            f"reuse level 1's weights), so "
+                            f"{', '.join(f'{key}={v}' for key, v, _ in clash)} cannot apply; "
+                            f"set {', '.join(f'{key}: {off}' for key, _, off in clash)} "
+                            f"or reuse_first_level: false")
     if f.z2 and "h" in spec.keys and m.h != 0:
         problems.append(f"{k}.z2=true needs model.h=0")
     if f.ir_matching and "kappa" not in spec.keys:

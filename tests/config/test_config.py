@@ -268,3 +268,28 @@ def test_fixed_point_mode_keys(write_yaml):
                   + "train: {method: flow_rg, target_blockings: 1}\n")
     assert any("train.target_blockings=1: the fixed-point mode is for train.method: cnn" in p
                for p in ps)
+
+
+def test_flow_linear_kernel_and_reuse_first_level_keys(write_yaml):
+    """train.flow.linear_kernel (issue #17): 0 or odd >= 1, unconditional levels only;
+    train.flow.reuse_first_level: not with keys that train or retrain levels >= 2."""
+    base = GOOD.replace("dims: 2}", "dims: 2, h: 0}")
+
+    def deck(keys):
+        return base + "train: {method: flow_rg, flow: {" + keys + "}}\n"
+    cfg = load_config(write_yaml(deck("")))
+    assert cfg.train.flow.linear_kernel == 0 and cfg.train.flow.reuse_first_level is False
+    cfg = load_config(write_yaml(deck("linear_kernel: 5, reuse_first_level: true")))
+    assert cfg.train.flow.linear_kernel == 5 and cfg.train.flow.reuse_first_level is True
+    for bad in (-1, 2, 4):
+        (p,) = problems(write_yaml, deck(f"linear_kernel: {bad}"))
+        assert f"train.flow.linear_kernel={bad}: must be 0 (off) or an odd integer >= 1" in p
+    (p,) = problems(write_yaml, deck("linear_kernel: 3, conditional: true"))
+    assert "train.flow.linear_kernel=3: works only with conditional: false" in p
+    (p,) = problems(write_yaml, deck("linear_kernel: 2.5"))
+    assert "train.flow.linear_kernel" in p
+    (p,) = problems(write_yaml, deck("reuse_first_level: true, retrain_steps: 10, "
+                                     "retrain_lr_factor: 0.2"))
+    assert "train.flow.reuse_first_level=true: levels >= 2 are not trained" in p
+    assert "retrain_steps=10, retrain_lr_factor=0.2 cannot apply" in p
+    load_config(write_yaml(deck("retrain_steps: 10, retrain_lr_factor: 0.2")))

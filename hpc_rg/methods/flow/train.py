@@ -4,10 +4,12 @@ Levels are trained one after the other by reverse KL (:mod:`hpc_rg.flows.objecti
 :mod:`hpc_rg.train.flow_loop`) with DeepSpeed over all ranks. Level 1's coarse fields are this
 rank's share of the ``/L<sample.L>`` Monte Carlo ensemble (Ising: relaxed ``x ~ p(x|s)``);
 level k+1's are level k's corrected output (:mod:`.pool`), and level k+1 starts from level
-k's weights (``train.flow.transfer``). φ⁴ may learn its couplings as it goes (IR / UV
-matching, :mod:`.couplings`). Finished levels are kept in ``flow_levels.pt`` so that an
-interrupted training resumes at the level it was in. Writes ``model.pt``
-(:mod:`hpc_rg.flows.modelfile`).
+k's weights (``train.flow.transfer``). With ``train.flow.reuse_first_level`` only level 1 is
+trained and every later level gets its weights unchanged (model meta ``trained_levels`` =
+[1]): a local, size-agnostic level is as good at every size. φ⁴ may learn its couplings as
+it goes (IR / UV matching, :mod:`.couplings`). Finished levels are kept in
+``flow_levels.pt`` so that an interrupted training resumes at the level it was in. Writes
+``model.pt`` (:mod:`hpc_rg.flows.modelfile`).
 """
 
 from __future__ import annotations
@@ -93,13 +95,19 @@ def train_flows(cfg, comms, stop, resume: bool, device) -> None:
     def level_lr(k):  # levels >= 2 may retrain with a smaller learning rate (Bauer app. A)
         return f.learning_rate * (f.retrain_lr_factor if k > 0 else 1.0)
 
+    later = "level 1's weights reused unchanged at the others (train.flow.reuse_first_level)" \
+        if f.reuse_first_level else f"{f.retrain_steps or f.steps} at the others"
     log.info(f"[train] {cfg.train.method}: {n_T} parameter point(s) x {K} level(s) "
              f"{L0} -> {sizes[-1]}, {N} coarse configurations each ({n_local}+ per rank), "
-             f"{f.steps} steps at level 1, {f.retrain_steps or f.steps} at the others, "
-             f"{size} data-parallel rank(s)")
+             f"{f.steps} steps at level 1, {later}, {size} data-parallel rank(s)")
     stopped = None
     with training_group(comms, device) as holder:
         for k in range(K):
+            if k > 0 and f.reuse_first_level:
+                bank.transfer(k - 1)  # level 1's weights, copied down the chain
+                log.info(f"[train] level {k + 1} ({sizes[k] // 2} -> {sizes[k]}): level 1's "
+                         f"weights, unchanged (not trained)")
+                continue
             if k >= done:
                 if k > 0 and f.transfer:
                     bank.transfer(k - 1)
@@ -143,7 +151,7 @@ def train_flows(cfg, comms, stop, resume: bool, device) -> None:
                          f"batch ESS/N {last:.3f}")
                 _save_levels(comms, levels_path, bank, k + 1, history, coarse_kappas,
                              fine_kappas)
-            if k + 1 < K:
+            if k + 1 < K and not f.reuse_first_level:  # the pool level k + 1 trains on
                 if k == 0 and coarse_kappas is not None:  # level 1 maps p_L[κ_L]
                     pool, pool_lp = resample_pool(pool, fms, L0, cfg, rank)
                 pool_cfg, note = resolve_correction(cfg, [training_ess(history, k + 1)],
@@ -211,6 +219,8 @@ def _write_model(cfg, comms, bank, fms, temps, sizes, history, coarse_kappas,
             "targets": [_target_meta(fm) for fm in fms],
             "coarse_couplings": coarse_kappas, "fine_couplings": fine_kappas,
             "history": [list(h) for h in history],
+            "trained_levels": [1] if cfg.train.flow.reuse_first_level else
+            list(range(1, len(sizes) + 1)),
             "provenance": plain_provenance(cfg, comms, "train")}
     write_on_root(comms, final, lambda path: save_flow_model(path, bank, meta))
     log.info(f"[train] wrote {final}")
