@@ -115,6 +115,17 @@ GROUP_ATTR_IDENTITY_LIMIT = "identity_limit"  # |identity_z| above this fails (i
 GROUP_ATTR_ENSEMBLE_DRIFT = "ensemble_drift_q2"
 GROUP_ATTR_ENSEMBLE_DRIFT_Z = "ensemble_drift_q2_z"
 GROUP_ATTR_ENSEMBLE_DRIFT_LIMIT = "ensemble_drift_q2_limit"
+# the check across sizes (hpc_rg.pipeline.size_check), on the larger group of each pair of
+# neighbouring Monte Carlo sizes of one samples.h5: chi_SG (EA) or N<m^2> must not fall
+# below the smaller size's
+GROUP_ATTR_SIZE_CHECK = "size_check"  # one-line verdict
+GROUP_ATTR_SIZE_CHECK_PASSED = "size_check_passed"  # bool
+GROUP_ATTR_SIZE_CHECK_AGAINST = "size_check_against"  # int: the smaller size
+GROUP_ATTR_SIZE_CHECK_MIN_Z = "size_check_min_z"  # smallest per-temperature z
+GROUP_ATTR_SIZE_CHECK_LOG_RATIO = "size_check_log_ratio"  # mean ln(chi_L / chi_small)
+GROUP_ATTR_SIZE_CHECK_LOG_RATIO_ERR = "size_check_log_ratio_err"
+GROUP_ATTR_SIZE_CHECK_LOG_RATIO_Z = "size_check_log_ratio_z"
+GROUP_ATTR_SIZE_CHECK_LIMITS = "size_check_limits"  # (per-temperature, combined) one-sided
 GROUP_ATTR_EQUILIBRATION_SIGMA = "equilibration_sigma"
 GROUP_ATTR_MIN_ROUND_TRIPS = "min_round_trips"
 # which disorder samples a downstream output used (hpc_rg.io.equilibrated): attributes of

@@ -11,7 +11,10 @@ a SIGKILL the resume restarts from the last checkpoint and rewrites the chunk th
 progress; a ``samples.h5.partial`` that cannot be reopened, or lacks the structure made
 at creation, is rebuilt from scratch (with a warning), never resumed. Edwards–Anderson
 groups end with the equilibration certificate of every disorder sample
-(:mod:`hpc_rg.pipeline.equilibration`), logged as one summary line.
+(:mod:`hpc_rg.pipeline.equilibration`), logged as one summary line. A run with several
+sizes ends with the check across sizes (:mod:`hpc_rg.pipeline.size_check`): a larger size
+whose susceptibility falls below a smaller one's is not in equilibrium, whatever its
+certificate says.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import StoppedBySignal
+from ..errors import OutputError, StoppedBySignal
 from ..io import schema
 from ..io.checkpoint import RankCheckpoints
 from ..io.layout import SizeLayout
 from ..io.provenance import stage_provenance
 from ..io.writer import open_output
 from .equilibration import write_certificate
+from .size_check import record_size_check
 from .loop import partial_path, reopen_partial
 from ..models.spec import spec_for
 from ..progress import Progress
@@ -94,6 +98,15 @@ def run_sample(cfg, comms, stop, resume: bool, device) -> None:
     if comms.is_root:
         for L in cfg.sample.sizes:
             _print_summary(final, schema.size_group(L), cfg.sample.equilibration.only_passed)
+    failure = None
+    if comms.is_root and len(cfg.sample.sizes) > 1:
+        try:
+            record_size_check(final, cfg.sample.equilibration.only_passed)
+        except (OSError, KeyError, ValueError) as e:  # every rank stops alike, none hangs
+            failure = f"{final}: the check across sizes could not be recorded: {e}"
+    failure = comms.bcast_root(failure)
+    if failure:
+        raise OutputError(failure)
 
 
 

@@ -26,8 +26,14 @@ the temperature rescaling?"). See hpc_rg/analysis/versus_mc.py.
 points, and the z-scores) and ``sr_vs_mc_pq_L<size>.png`` (P(q) at up to 6 temperatures).
 ``--json OUT`` writes every number ('-' for stdout, which replaces the table).
 
-Exit codes: 0 every |z| <= tolerance (default 4) on the observables; 1 some exceed it
-(listed); 2 bad input: a missing file, not an hpc_rg file, no level with Monte Carlo of
+The Monte Carlo references are checked against each other first (``tools/size_check``:
+in equilibrium chi_SG, or N<m^2>, cannot fall with L): a reference size below a smaller
+one is not in equilibrium, and its comparisons are marked "REFERENCE FAILS THE SIZE
+CHECK" (JSON: ``reference_check``).
+
+Exit codes: 0 every |z| <= tolerance (default 4) on the observables and the references
+pass the size check; 1 some exceed it, or a reference fails the size check (listed); 2 bad
+input: a missing file, not an hpc_rg file, no level with Monte Carlo of
 its size, different models, an unknown observable.
 """
 
@@ -112,8 +118,18 @@ def compare_files(upscaled: str, mc_paths, sizes=None, observables=None,
     return out
 
 
-def format_comparisons(results, tolerance: float) -> str:
+def failing_references(pairs) -> set[int]:
+    """Sizes that are the larger member of a pair failing the size check."""
+    return {p.large.L for p in pairs if not p.passed}
+
+
+def format_comparisons(results, tolerance: float, pairs=()) -> str:
     lines = []
+    bad_refs = failing_references(pairs)
+    if pairs:
+        lines.append("# Monte Carlo references across sizes (tools/size_check):")
+        lines.extend(f"#   {p.summary()}" for p in pairs)
+        lines.append("")
     for c, ts, tm in results:
         a = ts.attrs
         what = (f"level {a.get('level', '?')} of input L={a.get('input_L', '?')} "
@@ -122,6 +138,9 @@ def format_comparisons(results, tolerance: float) -> str:
         lines.append(f"# L={c.L}: super-resolved {what}, {cert}, {ts.disorder} disorder "
                      f"sample(s); vs Monte Carlo {c.mc_path} ({tm.disorder} sample(s)); "
                      f"match={c.match}")
+        if c.L in bad_refs:
+            lines.append(f"# REFERENCE FAILS THE SIZE CHECK: the Monte Carlo L={c.L} is not in "
+                         f"equilibrium; these z-scores do not judge the level")
         head = f"{'T_in':>8s} {'T_sr':>8s}"
         for name in c.z:
             head += f" | {name + ' MC':>16s} {name + ' SR':>16s} {'z':>6s}"
@@ -154,7 +173,7 @@ def _pm(v, e) -> str:
     return f"{v:.{digits}f}({int(round(e * 10 ** digits))})"
 
 
-def to_json(results) -> dict:
+def to_json(results, pairs=()) -> dict:
     def arr(x):
         return np.asarray(x, dtype=np.float64).tolist()
     out = []
@@ -168,7 +187,11 @@ def to_json(results) -> dict:
                                         "z": arr(c.z[n])} for n in c.z},
                     "pq": {k: arr(v) for k, v in c.pq.items()},
                     "skipped": [{"row": k, "T_in": t, "reason": r} for k, t, r in c.skipped]})
-    return {"comparisons": out}
+    from .size_check import to_json as pairs_json
+    bad_refs = failing_references(pairs)
+    for entry in out:
+        entry["reference_fails_size_check"] = entry["L"] in bad_refs
+    return {"comparisons": out, "reference_check": pairs_json(pairs)["pairs"]}
 
 
 def main(argv=None) -> int:
@@ -180,18 +203,20 @@ def main(argv=None) -> int:
             raise InputFileError(f"{path}: no such file")
     results = compare_files(args.upscaled, args.mc, args.L, args.observables, args.match,
                             args.pq_bins)
+    from .size_check import reference_check
+    pairs = reference_check(args.mc)
     if args.json == "-":
-        print(json.dumps(to_json(results), indent=1))
+        print(json.dumps(to_json(results, pairs), indent=1))
     else:
-        print(format_comparisons(results, args.tolerance))
+        print(format_comparisons(results, args.tolerance, pairs))
         if args.json:
-            Path(args.json).write_text(json.dumps(to_json(results), indent=1))
+            Path(args.json).write_text(json.dumps(to_json(results, pairs), indent=1))
     if args.plot:
         from ..plots.versus_mc import plot_comparisons
         for p in plot_comparisons(results, args.plot):
             print(f"sr_vs_mc: wrote {p}", file=sys.stderr)
     worst = [w for c, _, _ in results for w in c.worst(args.tolerance)]
-    return 1 if worst else 0
+    return 1 if worst or failing_references(pairs) else 0
 
 
 def cli() -> int:

@@ -169,6 +169,28 @@ def test_sample_sigkill_then_resume_equals_uninterrupted(reference, tmp_path):
     assert not list((out / "checkpoints").glob("sample*"))
 
 
+def test_a_kill_while_the_size_check_is_recorded_resumes(reference, tmp_path):
+    """The check across sizes writes its attributes after the stage has finished, with the
+    file renamed back to ``.partial``: a kill there leaves a complete-data file under the
+    partial name, which ``--resume`` reopens, finds every size done, and completes."""
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copy(reference / "samples.h5", out / "samples.h5.partial")
+    with h5py.File(out / "samples.h5.partial", "r+") as f:
+        assert bool(f["L8"].attrs["size_check_passed"])  # the 2-size run recorded it
+        for k in [k for k in f["L8"].attrs if k.startswith("size_check")]:
+            del f["L8"].attrs[k]  # killed before the attributes were written
+    deck = write_deck(tmp_path / "deck.yaml", out)
+    check_not_complete_looking(out, "samples.h5")
+    r = resume(deck, "sample")
+    assert "[sample] sizes: L=8 against L=4" in r.stdout + r.stderr
+    check_samples(out / "samples.h5")
+    assert_same_data(reference / "samples.h5", out / "samples.h5")
+    with h5py.File(out / "samples.h5") as f:
+        assert bool(f["L8"].attrs["size_check_passed"]) and f["L8"].attrs["size_check_against"] == 4
+    no_partials(out)
+
+
 # ------------------------------------------------------------------------------ train
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_train_killed_then_resume_equals_uninterrupted(reference, tmp_path, sig):

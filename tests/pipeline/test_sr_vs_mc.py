@@ -88,3 +88,25 @@ def test_a_level_at_the_training_size_is_not_flagged_as_extrapolated(run):
     with h5py.File(run / "upscaled.h5") as f:
         a = f["L16"].attrs
         assert bool(a["rescaled"]) and int(a["flow_L"]) == 16 and not bool(a["flow_extrapolated"])
+
+
+def test_the_sample_stage_checks_its_sizes_against_each_other(run):
+    """Issue #16: the equilibrated 16^3 has chi_SG above the 8^3 one at every T (the check
+    that caught the non-equilibrated 64^3 reference; its failing side is tested on
+    hand-made ensembles in tests/analysis/test_size_consistency.py)."""
+    import h5py
+    with h5py.File(run / "samples.h5") as f:
+        a = f["L16"].attrs
+        assert bool(a["size_check_passed"]) and int(a["size_check_against"]) == 8
+        assert a["size_check_log_ratio"] > 0 and a["size_check_log_ratio_z"] > 3
+        assert "consistent" in str(a["size_check"])
+        assert "size_check" not in f["L8"].attrs  # the smallest size has nothing below it
+        assert bool(f.attrs["complete"])  # back under its complete name, still complete
+    assert not (run / "samples.h5.partial").exists()
+    out = json.loads(subprocess.run(
+        [sys.executable, "-m", "hpc_rg.tools.sr_vs_mc", str(run / "upscaled.h5"),
+         str(run / "samples.h5"), "--json", "-", "--observables", "g"], capture_output=True,
+        text=True, env=launch_env(), cwd=REPO, timeout=300).stdout)
+    (pair,) = out["reference_check"]
+    assert pair["passed"] and (pair["small"]["L"], pair["large"]["L"]) == (8, 16)
+    assert not out["comparisons"][0]["reference_fails_size_check"]

@@ -8,7 +8,8 @@ import pytest
 
 from conftest import REPO
 
-TOOLS = ("h5info", "compare", "to_xdmf", "observables", "exponents", "rescale", "plot")
+TOOLS = ("h5info", "compare", "to_xdmf", "observables", "exponents", "rescale", "plot",
+         "size_check")
 
 
 @pytest.mark.parametrize("name", TOOLS)
