@@ -187,6 +187,8 @@ class FlowConfig:
     n_time: int = 3  #: continuous flow: Fourier time terms
     ode_steps: int = 16  #: continuous flow: RK4 steps
     learning_rate: float = 1e-3  #: Adam
+    #: per level: constant, or cosine decay from learning_rate to 0 over the level's steps
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     steps: int = 200  #: optimizer steps per level
     batch: int = 32  #: coarse configurations per rank and temperature per step
     transfer: bool = True  #: level k+1 starts from level k's weights

@@ -102,6 +102,10 @@ def _validate_flow(cfg: Config, problems: list[str]) -> None:
                             f"{', '.join(f'{key}={v}' for key, v, _ in clash)} cannot apply; "
                             f"set {', '.join(f'{key}: {off}' for key, _, off in clash)} "
                             f"or reuse_first_level: false")
+    if f.lr_schedule != "constant" and "scheduler" in cfg.train.deepspeed:
+        problems.append(f"{k}.lr_schedule={f.lr_schedule}: train.deepspeed also sets a "
+                        f"scheduler; keep one (lr_schedule: constant or no train.deepspeed."
+                        f"scheduler)")
     if f.z2 and "h" in spec.keys and m.h != 0:
         problems.append(f"{k}.z2=true needs model.h=0")
     if f.ir_matching and "kappa" not in spec.keys:

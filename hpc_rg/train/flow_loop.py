@@ -3,12 +3,14 @@
 Every parameter point's level is trained at once on the rank's own pool of coarse fields
 (:class:`~hpc_rg.flows.objective.LevelObjective`); the progress line reports the batch ESS/N
 over every rank. Checkpoints (:mod:`.checkpoints`) every ``train.checkpoint_every`` steps
-and on a stop signal; batches and noise are keyed by (level, step, rank): resumable.
+and on a stop signal; batches, noise and the learning rate (``train.flow.lr_schedule``) are
+keyed by (level, step, rank): resumable.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -21,7 +23,7 @@ from .checkpoints import save_checkpoint
 
 log = logging.getLogger("hpc_rg")
 
-__all__ = ["FlowLoopState", "FlowTrainer"]
+__all__ = ["FlowLoopState", "FlowTrainer", "lr_factor", "set_lr"]
 
 
 @dataclass
@@ -41,6 +43,27 @@ class FlowLoopState:
     @property
     def tag(self) -> str:  # same pattern as the CNN trainer's tags (step<N>e<M>)
         return f"step{self.steps}e{self.level}"
+
+
+def lr_factor(schedule: str, step: int, steps: int) -> float:
+    """Learning-rate multiplier of optimizer step ``step`` (0-based) of a level's ``steps``.
+
+    ``constant``: 1. ``cosine``: ``(1 + cos(pi step / steps)) / 2``, from 1 at the first step
+    towards 0 at the last. A function of the level's step count, not of the steps since a
+    restart, so a resumed level continues the schedule.
+    """
+    if schedule == "constant":
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * step / steps))
+
+
+def set_lr(optimizer, factor: float) -> None:
+    """Every parameter group's learning rate = its initial one x ``factor``; the initial rate
+    is kept in the group (``initial_lr``, as torch's schedulers do), so it is checkpointed and
+    restored with the optimizer state."""
+    for g in optimizer.param_groups:
+        g.setdefault("initial_lr", g["lr"])
+        g["lr"] = g["initial_lr"] * factor
 
 
 def _couplings_note(objective) -> str:
@@ -89,6 +112,8 @@ class FlowTrainer:
         t0, seen = time.monotonic(), 0
         engine.train()
         while state.steps < self.steps and not state.stopped_early:
+            if f.lr_schedule != "constant":
+                set_lr(engine.optimizer, lr_factor(f.lr_schedule, state.steps, self.steps))
             coarse, lpc = self.batch(state)
             gen = torch_generator(seed, "flow-train-noise", state.level, state.steps, rank,
                                   device=coarse.device)

@@ -293,3 +293,21 @@ def test_flow_linear_kernel_and_reuse_first_level_keys(write_yaml):
     assert "train.flow.reuse_first_level=true: levels >= 2 are not trained" in p
     assert "retrain_steps=10, retrain_lr_factor=0.2 cannot apply" in p
     load_config(write_yaml(deck("retrain_steps: 10, retrain_lr_factor: 0.2")))
+
+
+def test_flow_lr_schedule_key(write_yaml):
+    """train.flow.lr_schedule: constant (default) or cosine; one line for anything else and
+    for a cosine schedule beside a DeepSpeed scheduler."""
+    base = GOOD.replace("dims: 2}", "dims: 2, h: 0}")
+
+    def deck(keys, extra=""):
+        return base + "train: {method: flow_rg, flow: {" + keys + "}" + extra + "}\n"
+    assert load_config(write_yaml(deck(""))).train.flow.lr_schedule == "constant"
+    assert load_config(write_yaml(deck("lr_schedule: cosine"))).train.flow.lr_schedule == \
+        "cosine"
+    (p,) = problems(write_yaml, deck("lr_schedule: cosin"))
+    assert "train.flow.lr_schedule=cosin: accepted values are constant, cosine" in p
+    (p,) = problems(write_yaml, deck("lr_schedule: cosine",
+                                     ", deepspeed: {scheduler: {type: WarmupLR}}"))
+    assert "train.flow.lr_schedule=cosine: train.deepspeed also sets a scheduler" in p
+    load_config(write_yaml(deck("", ", deepspeed: {scheduler: {type: WarmupLR}}")))
