@@ -16,6 +16,6 @@ setup(
     packages=find_packages(include=["hpc_rg", "hpc_rg.*"]),
     package_data={"hpc_rg": ["mc/*.cpp", "mc/msc/*.cpp", "jobs/templates/*.tmpl"]},
     install_requires=["torch", "numpy", "pyyaml", "mpi4py", "h5py"],
-    extras_require={"train": ["deepspeed"], "test": ["pytest", "pytest-mpi"], "plot": ["matplotlib"]},
+    extras_require={"train": ["deepspeed"], "test": ["pytest", "pytest-mpi", "pytest-xdist"], "plot": ["matplotlib"]},
     entry_points={"console_scripts": ["hpc-rg=hpc_rg.__main__:main"]},
 )

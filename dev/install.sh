@@ -43,9 +43,9 @@ PYEOF
 }
 
 have torch || { log "torch ($TORCH_SPEC)"; pipq "$TORCH_SPEC"; }
-have numpy yaml mpi4py cython pkgconfig wheel setuptools packaging pytest pytest_mpi ninja matplotlib \
+have numpy yaml mpi4py cython pkgconfig wheel setuptools packaging pytest pytest_mpi xdist ninja matplotlib \
   || { log "python deps"; pipq numpy pyyaml mpi4py "cython>=3,<4" pkgconfig setuptools packaging wheel \
-                                 pytest pytest-mpi ninja matplotlib; }
+                                 pytest pytest-mpi pytest-xdist ninja matplotlib; }
 
 # 3. h5py built against parallel HDF5 (never with build isolation, never from pip's cache).
 if ! "$PY" -c 'import h5py,sys; sys.exit(0 if h5py.get_config().mpi else 1)' >/dev/null 2>&1; then

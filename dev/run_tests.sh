@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Run the test suite: plain pytest, then the MPI tests under mpirun -n 2 and -n 4.
+# Run the test suite: plain pytest (on every core: pytest-xdist, one worker per core, whole
+# files per worker so module fixtures are built once), then the MPI tests under
+# mpirun -n 2 and -n 4.
 # Markers select each step (pytest.ini): `mpi` tests run on 2 ranks, those also valid on
 # 4 ranks carry `mpi4` and run on 4 too; tests/conftest.py fails a test run at a rank
 # count its markers do not name, so none skips itself in a step that selected it.
@@ -26,7 +28,11 @@ step() {  # name, command...; pytest exit 5 ("no tests collected") is a failure 
   [ $rc -eq 0 ] || status=1
 }
 mark() { if [ -n "$SEL" ]; then echo "$1 and $SEL"; else echo "$1"; fi; }
-step "serial tests" $PY -m pytest -q --color=no -m "$(mark 'not mpi')" "$@"
+# HPC_RG_TEST_WORKERS: serial-step workers (default: one per core, at most 8; 0 = in process)
+NCORES=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 1)
+WORKERS=${HPC_RG_TEST_WORKERS:-$(( NCORES < 8 ? NCORES : 8 ))}
+step "serial tests" $PY -m pytest -q --color=no -n "$WORKERS" \
+  --dist loadfile --durations=15 -m "$(mark 'not mpi')" "$@"
 step "MPI tests, 2 ranks" mpirun -n 2 $PY -m pytest -q --color=no --with-mpi -m "$(mark mpi)" "$@"
 step "MPI tests, 4 ranks" mpirun -n 4 $PY -m pytest -q --color=no --with-mpi -m "$(mark mpi4)" "$@"
 if [ $status -eq 0 ]; then echo "ALL TEST STEPS PASSED"; else echo "SOME TEST STEPS FAILED"; fi

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError
-from .common import ToolParser, run_tool
+from .common import ToolParser, run_tool, value_error
 
 
 def parser() -> argparse.ArgumentParser:
@@ -82,15 +82,10 @@ def format_pairs(pairs) -> str:
         lines.append(f"{'T':>8s} {'L=%d' % p.small.L:>14s} {'L=%d' % p.large.L:>14s} {'z':>7s}")
         for i in range(len(p.T)):
             flag = "  <-- below" if p.failed[i] else ""
-            lines.append(f"{p.T[i]:8.4f} {_pm(p.chi_small[i], p.err_small[i]):>14s} "
-                         f"{_pm(p.chi_large[i], p.err_large[i]):>14s} {p.z[i]:7.2f}{flag}")
+            lines.append(f"{p.T[i]:8.4f} {value_error(p.chi_small[i], p.err_small[i]):>14s} "
+                         f"{value_error(p.chi_large[i], p.err_large[i]):>14s} {p.z[i]:7.2f}{flag}")
         lines.append("")
     return "\n".join(lines)
-
-
-def _pm(v, e) -> str:
-    from .sr_vs_mc import _pm as pm
-    return pm(v, e)
 
 
 def to_json(pairs) -> dict:

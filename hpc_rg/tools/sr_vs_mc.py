@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError
-from .common import ToolParser, run_tool
+from .common import ToolParser, run_tool, value_error
 
 
 def parser() -> argparse.ArgumentParser:
@@ -149,8 +149,8 @@ def format_comparisons(results, tolerance: float, pairs=()) -> str:
         for i in range(len(c.row)):
             row = f"{c.T_in[i]:8.4f} {c.T_sr[i]:8.4f}"
             for name in c.z:
-                row += (f" | {_pm(c.mc[name][i], c.mc_err[name][i]):>16s} "
-                        f"{_pm(c.sr[name][i], c.sr_err[name][i]):>16s} {c.z[name][i]:6.2f}")
+                row += (f" | {value_error(c.mc[name][i], c.mc_err[name][i]):>16s} "
+                        f"{value_error(c.sr[name][i], c.sr_err[name][i]):>16s} {c.z[name][i]:6.2f}")
             if c.pq:
                 row += f" | {c.pq['chi2'][i]:6.1f}/{int(c.pq['dof'][i]):<3d} {c.pq['max_abs_z'][i]:5.2f}"
             lines.append(row)
@@ -162,15 +162,6 @@ def format_comparisons(results, tolerance: float, pairs=()) -> str:
                          f"{n} at T={t:.4f} (z={z:+.1f})" for n, t, z in worst[:8]) if worst else ""))
         lines.append("")
     return "\n".join(lines)
-
-
-def _pm(v, e) -> str:
-    if not np.isfinite(v):
-        return "nan"
-    if not np.isfinite(e) or e <= 0:
-        return f"{v:.4g}"
-    digits = max(0, min(6, 1 - int(np.floor(np.log10(e)))))
-    return f"{v:.{digits}f}({int(round(e * 10 ** digits))})"
 
 
 def to_json(results, pairs=()) -> dict:

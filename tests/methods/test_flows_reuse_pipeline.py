@@ -1,6 +1,6 @@
 """End to end (issue #17): ``train.flow.linear_kernel`` and ``train.flow.reuse_first_level``
-through ``python -m hpc_rg`` on 2 ranks (φ⁴ 4 → 8 → 16, the size of the decks of
-test_flows_pipeline.py): level 1 is trained with a block convolution in front of its
+through ``python -m hpc_rg`` on 2 ranks (φ⁴ 4 → 8 → 16, test_flows_pipeline.py's
+PHI4 deck with the two keys set): level 1 is trained with a block convolution in front of its
 couplings, level 2 carries level 1's weights unchanged, model.pt says so and round-trips,
 and the upscale stage corrects both levels and records their ESS/N."""
 
@@ -11,16 +11,9 @@ import numpy as np
 import torch
 
 from conftest import run_hpc_rg
+from test_flows_pipeline import PHI4
 
-DECK = """
-run: {{name: flow_reuse, output: {out}, seed: 3, progress_seconds: 5}}
-model: {{name: phi4, dims: 2, parametrization: bauer, lam: 0.02}}
-sample: {{L: 4, couplings: [0.15, 0.3], algorithm: metropolis, chains: 2, thermalize: 50,
-         samples: 64, thin: 2, chunk: 64}}
-train: {{method: flow_rg, checkpoint_every: 10, flow: {{layers: 2, width: 4, depth: 1, steps: 12,
-        batch: 8, linear_kernel: 3, reuse_first_level: true}}}}
-upscale: {{target_L: 16, batch: 16, samples: 48, mh_chains: 2, hmc: {{trajectories: 0}}}}
-"""
+REUSE = ["--set", "train.flow.linear_kernel=3", "--set", "train.flow.reuse_first_level=true"]
 
 
 def test_linear_kernel_and_reused_first_level_through_the_pipeline(tmp_path):
@@ -28,8 +21,8 @@ def test_linear_kernel_and_reused_first_level_through_the_pipeline(tmp_path):
     from hpc_rg.flows.modelfile import load_flow_model
     out = tmp_path / "run"
     deck = tmp_path / "deck.yaml"
-    deck.write_text(DECK.format(out=out))
-    r = run_hpc_rg([deck], nprocs=2, timeout=240)
+    deck.write_text(PHI4.format(out=out))
+    r = run_hpc_rg([deck, *REUSE], nprocs=2, timeout=240)
     log = r.stdout + r.stderr
     assert r.returncode == 0, log
     # the train log: level 1 trained, level 2 not
@@ -72,8 +65,8 @@ def test_without_reuse_every_level_is_trained(tmp_path):
     history and meta that say so."""
     out = tmp_path / "run"
     deck = tmp_path / "deck.yaml"
-    deck.write_text(DECK.format(out=out).replace(", reuse_first_level: true", ""))
-    r = run_hpc_rg([deck], nprocs=2, timeout=240)
+    deck.write_text(PHI4.format(out=out))
+    r = run_hpc_rg([deck, *REUSE[:2]], nprocs=2, timeout=240)  # linear_kernel only
     assert r.returncode == 0, r.stdout + r.stderr
     assert "level 2 loss" in r.stdout + r.stderr
     blob = torch.load(out / "model.pt", weights_only=True)
