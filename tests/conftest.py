@@ -51,6 +51,29 @@ def pytest_runtest_setup(item):
                     f"{size} ranks if the test is valid there", pytrace=False)
 
 
+# ---------------------------------------------------------------- order of the test files
+# The serial step hands whole files to pytest-xdist workers in collection order
+# (dev/run_tests.sh: --dist loadfile). These files each take one to three minutes on 2 cores
+# (the step's --durations list); they go first, so no worker is left alone with a long file
+# at the end. Order only: any file may be missing here or run in any order.
+LONG_FILES_FIRST = (
+    "pipeline/test_sr_vs_mc.py", "methods/test_flow_defaults.py",
+    "superres/test_fixed_point_mode.py", "pipeline/test_flagship.py",
+    "flows/test_flows_physics.py", "methods/test_flows_pipeline.py", "flows/test_flows_uv.py",
+    "pipeline/test_new_user.py", "pipeline/test_superres_cli.py", "pipeline/test_cli.py",
+    "pipeline/test_kill_resume.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {f"tests/{name}": i for i, name in enumerate(LONG_FILES_FIRST)}
+
+    def key(item):
+        rel = Path(str(item.fspath)).resolve().relative_to(REPO).as_posix()
+        return rank.get(rel, len(rank))
+    items.sort(key=key)  # stable: the order inside a file and among the rest is kept
+
+
 def launch_env() -> dict:
     env = dict(os.environ)
     # a test run under mpirun must not leak its own rank variables into the child job
