@@ -51,5 +51,6 @@ for k in 26 30; do
   run k${k}_reuse_k3 samples_k$k $K
   run k${k}_reuse_k3_cos samples_k$k $K $COS
   run k${k}_each samples_k$k $K $L0 $EACH --set train.flow.steps=200
+  run k${k}_reuse_k3_b256_cos samples_k$k $K $COS --set train.flow.batch=256  # session 14
 done
 $PY bench/flow_ess_pipeline.py $R bench/results/flow-ess-pipeline.json runs/flow_ess_mc
