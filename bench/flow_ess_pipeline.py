@@ -20,6 +20,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from hpc_rg.analysis.stats import jackknife  # noqa: E402
 from hpc_rg.methods.certify import chain_mean_error  # noqa: E402
 
 #: MC_DIR file name: L, κ, λ, fields, chains, thermalisation sweeps, seed
@@ -48,11 +49,9 @@ def mc_reference(mc_dir: Path, L: int, kappa: float, lam: float):
     series = {"abs_phi": x.mean((1, 2)).abs(), "phi2": (x * x).mean((1, 2))}
     out = {"file": p.name}
     for name, s in series.items():
-        s = s[: len(s) // c * c].reshape(-1, c)  # (sweeps, chains)
-        per = s.mean(0)
-        loo = (per.sum() - per) / (c - 1)
-        err = float(((c - 1) / c * ((loo - loo.mean()) ** 2).sum()).sqrt())
-        out[name] = (float(per.mean()), err)
+        per_chain = s[: len(s) // c * c].reshape(-1, c).mean(0).numpy()  # (chains,)
+        mean, err = jackknife(lambda m: m, per_chain, n_bins=c)
+        out[name] = (float(mean), float(err))
     return out
 
 
